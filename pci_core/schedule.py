@@ -1,0 +1,77 @@
+"""Noise schedules: the SD1 discrete eps schedule (as ComfyUI's ModelSamplingDiscrete) and the
+sigma schedules a sampler steps through (as ComfyUI's normal/simple/karras schedulers)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def discrete_sigmas(timesteps: int = 1000, linear_start: float = 0.00085, linear_end: float = 0.012) -> torch.Tensor:
+    """sigma(t) for t = 0..timesteps-1 of the scaled-linear beta schedule, float32, increasing."""
+    betas = torch.linspace(linear_start ** 0.5, linear_end ** 0.5, timesteps, dtype=torch.float64) ** 2
+    alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+    return (((1 - alphas_cumprod) / alphas_cumprod) ** 0.5).float()
+
+
+def timestep_of(sigma: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """Nearest discrete timestep in log-sigma (the timestep the UNet was trained on)."""
+    dists = sigma.log().reshape(-1)[None] - sigmas.log()[:, None]
+    return dists.abs().argmin(dim=0).view(sigma.shape)
+
+
+def sigma_of(t: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """sigma at a fractional timestep, interpolated in log-sigma."""
+    log_sigmas = sigmas.log()
+    t = t.float().clamp(0, len(sigmas) - 1)
+    lo, hi, w = t.floor().long(), t.ceil().long(), t.frac()
+    return ((1 - w) * log_sigmas[lo] + w * log_sigmas[hi]).exp()
+
+
+def normal_schedule(sigmas: torch.Tensor, steps: int) -> torch.Tensor:
+    """steps+1 sigmas, evenly spaced in timestep from sigma_max down, then 0."""
+    start, end = timestep_of(sigmas[-1], sigmas), timestep_of(sigmas[0], sigmas)
+    ts = torch.linspace(start, end, steps)
+    return torch.FloatTensor([float(sigma_of(t, sigmas)) for t in ts] + [0.0])
+
+
+def karras_schedule(sigmas: torch.Tensor, steps: int, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. (2022) schedule between the model's sigma_min and sigma_max, then 0."""
+    smin, smax = float(sigmas[0]), float(sigmas[-1])
+    ramp = torch.linspace(0, 1, steps)
+    out = (smax ** (1 / rho) + ramp * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
+    return torch.cat([out, out.new_zeros([1])])
+
+
+SCHEDULES = {"normal": normal_schedule, "karras": karras_schedule}
+
+
+def make_schedule(name: str, sigmas: torch.Tensor, steps: int) -> torch.Tensor:
+    if name not in SCHEDULES:
+        raise ValueError(f"scheduler {name!r}: valid schedulers are {sorted(SCHEDULES)}")
+    if steps < 1:
+        raise ValueError(f"steps={steps}: must be at least 1")
+    return SCHEDULES[name](sigmas, steps)
+
+
+def tau_from_sigmas(sigmas: torch.Tensor) -> torch.Tensor:
+    """Noise axis of the official PCI code: normalised -log sigma^2 over the schedule's nonzero
+    sigmas, 0 at the noisiest step and 1 at the cleanest."""
+    s = sigmas[sigmas > 0].double()
+    v = -torch.log(s ** 2)
+    return ((v - v[0]) / (v[-1] - v[0])).float() if len(v) > 1 else torch.zeros(1)
+
+
+def insertion_boundary(sigmas: torch.Tensor, insert_step: int) -> float:
+    """Sigma boundary of an insertion at step k: strictly between sigmas[k] and sigmas[k-1]
+    (their geometric mean), so float error in a sampler's own sigma cannot flip a side.
+    k = 0 -> +inf (concept everywhere); k = steps -> 0 (base everywhere)."""
+    steps = len(sigmas) - 1
+    if not 0 <= insert_step <= steps:
+        raise ValueError(f"insert_step={insert_step}: must be in [0, {steps}] for {steps} steps")
+    if insert_step == 0:
+        return math.inf
+    if insert_step == steps:
+        return 0.0
+    hi, lo = float(sigmas[insert_step - 1]), float(sigmas[insert_step])
+    return math.sqrt(hi * lo) if lo > 0 else hi / 2
