@@ -1,0 +1,52 @@
+"""The shipped demo model: loading, tokenizing, generating, and fidelity by the pixel judge."""
+import numpy as np
+import pytest
+import torch
+
+from pci_core import demo_model, fidelity, pipeline, world
+
+
+@pytest.fixture(scope="module")
+def model():
+    return demo_model.load()
+
+
+def test_shipped_weights_are_small_and_load(model):
+    assert demo_model.DEFAULT_WEIGHTS.stat().st_size < 20e6
+    counts = demo_model.count_parameters(model)
+    assert 1e6 < sum(counts.values()) < 10e6
+
+
+def test_missing_weights_file_names_file_and_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"'nope.safetensors' not found in folder '.*tmp"):
+        demo_model.load(tmp_path / "nope.safetensors")
+
+
+def test_tokenizer_is_a_bag_of_words_and_names_unknown_words(model):
+    a, b = model.encode_prompts(["a red circle", "circle red a"])
+    assert torch.allclose(a.mean(0), b.mean(0), atol=1e-5)
+    with pytest.raises(ValueError, match="unknown word"):
+        demo_model.tokenize("a crimson circle")
+    with pytest.raises(ValueError, match="at most 16"):
+        demo_model.tokenize(" ".join(["a"] * 17))
+
+
+def test_generate_is_deterministic_in_the_seed(model):
+    settings = pipeline.SamplerSettings(steps=10)
+    a = pipeline.generate(model, "a green square", [1, 2], settings)
+    b = pipeline.generate(model, "a green square", [1, 2], settings)
+    assert a.shape == (2, 64, 64, 3) and torch.equal(a, b) and not torch.equal(a[0], a[1])
+
+
+def test_autoencoder_round_trip_keeps_every_attribute(model):
+    images, attrs = world.render_batch(64, seed=3, size=64)
+    recon = model.decode(model.encode(torch.from_numpy(images))).numpy()
+    for attribute in world.ATTRIBUTES:
+        acc = np.mean([world.read_attributes(r)[attribute] == a[attribute] for r, a in zip(recon, attrs)])
+        assert acc >= 0.9, (attribute, acc)
+
+
+def test_fidelity_on_a_fixed_sample(model):
+    scores = fidelity.measure(model, samples=30, seed=77)
+    for attribute in world.ATTRIBUTES:
+        assert scores[attribute] >= 0.8, scores
