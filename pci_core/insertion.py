@@ -2,10 +2,9 @@
 denoiser that runs many (seed, k) branches in one sampler call, evaluating each distinct row once.
 
 The switch rule: an evaluation at sigma uses the concept when sigma < boundary(k), with the
-boundary strictly between sigmas[k] and sigmas[k-1] (schedule.insertion_boundary). Steps 0..k-1
-see the base, steps k.. the concept. A sampler's mid-step evaluation (heun, dpm_2, dpmpp_sde) at a
-sigma between sigmas[k] and sigmas[k-1] follows the same comparison: below the geometric mean it
-sees the concept, above it the base.
+boundary strictly between sigmas[k] and sigmas[k-1] (schedule.insertion_boundary: a tenth of the
+way up in log sigma). Steps 0..k-1 see the base, steps k.. the concept; a sampler's mid-step
+evaluations inside step k-1 (heun's corrector at sigmas[k] excepted) see the base.
 """
 from __future__ import annotations
 

@@ -62,9 +62,18 @@ def tau_from_sigmas(sigmas: torch.Tensor) -> torch.Tensor:
     return ((v - v[0]) / (v[-1] - v[0])).float() if len(v) > 1 else torch.zeros(1)
 
 
+BOUNDARY_FRACTION = 0.1  # where the boundary sits between sigmas[k] and sigmas[k-1], in log sigma
+
+
 def insertion_boundary(sigmas: torch.Tensor, insert_step: int) -> float:
-    """Sigma boundary of an insertion at step k: strictly between sigmas[k] and sigmas[k-1]
-    (their geometric mean), so float error in a sampler's own sigma cannot flip a side.
+    """Sigma boundary of an insertion at step k: evaluations at sigma < boundary use the concept.
+
+    It lies strictly between sigmas[k] and sigmas[k-1], one tenth of the way up in log sigma, so
+    - float error in a sampler's own sigma (uni_pc recomputes it) cannot flip a side;
+    - mid-step evaluations of step k-1 at log-fractions 1/3, 1/2, 2/3 (dpm_2, dpmpp_sde, seeds_2/3
+      evaluate at the geometric mean) see the base: they belong to step k-1; the geometric mean
+      itself would tie with them;
+    - heun's corrector at sigmas[k] sees the concept, as step k's first evaluation does.
     k = 0 -> +inf (concept everywhere); k = steps -> 0 (base everywhere)."""
     steps = len(sigmas) - 1
     if not 0 <= insert_step <= steps:
@@ -74,4 +83,4 @@ def insertion_boundary(sigmas: torch.Tensor, insert_step: int) -> float:
     if insert_step == steps:
         return 0.0
     hi, lo = float(sigmas[insert_step - 1]), float(sigmas[insert_step])
-    return math.sqrt(hi * lo) if lo > 0 else hi / 2
+    return hi ** BOUNDARY_FRACTION * lo ** (1 - BOUNDARY_FRACTION)
