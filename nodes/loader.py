@@ -1,0 +1,23 @@
+"""PCI Demo Model: the shipped demo model as native MODEL, CLIP and VAE."""
+from comfy_api.latest import io
+
+from . import host
+
+
+class PCIDemoModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="PCIDemoModelLoader",
+            display_name="PCI Demo Model",
+            category="PCI",
+            description="The tiny text-to-image model of the PCI demo world (shapes, colours, sizes, "
+                        "positions, backgrounds), as MODEL / CLIP / VAE for the core nodes.",
+            inputs=[io.Combo.Input("weights", options=host.demo_weights_choices(),
+                                   tooltip="Shipped weights, or a file in models/pci_demo")],
+            outputs=[io.Model.Output(), io.Clip.Output(), io.Vae.Output()],
+        )
+
+    @classmethod
+    def execute(cls, weights) -> io.NodeOutput:
+        return io.NodeOutput(*host.load_demo(weights))

@@ -1,0 +1,196 @@
+"""Host tier: the pack inside real upstream ComfyUI (in-process PromptExecutor, CPU)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pci_core import demo_model, pipeline, world
+
+PACK_NODES = ["PCIDemoModelLoader", "ConceptInsertionSampler"]
+NEG = ""
+
+
+def t2i_prompt(text, seed=3, sampler="euler", scheduler="normal", steps=20, cfg=4.0, batch=1):
+    return {
+        "1": {"class_type": "PCIDemoModelLoader", "inputs": {"weights": demo_model.WEIGHTS_FILE}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": text}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": NEG}},
+        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": batch}},
+        "5": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0],
+                                                   "latent_image": ["4", 0], "seed": seed, "steps": steps, "cfg": cfg,
+                                                   "sampler_name": sampler, "scheduler": scheduler, "denoise": 1.0}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "PreviewImage", "inputs": {"images": ["6", 0]}},
+    }
+
+
+def errors_of(events):
+    return [d for e, d in events if e in ("execution_error", "validation_error")]
+
+
+def test_pack_loads_with_all_nodes(host):
+    for name in PACK_NODES:
+        assert name in host.nodes.NODE_CLASS_MAPPINGS, f"{name} missing from /object_info"
+        info = host.object_info(name)
+        assert info["category"] == "PCI"
+    inputs = host.object_info("ConceptInsertionSampler")["input"]["required"]
+    assert {"base", "concept", "negative", "insert_step", "sampler_name", "scheduler"} <= set(inputs)
+
+
+def test_demo_text_to_image_graph_runs_and_renders_the_prompt(host):
+    prompt = "a large red circle on the left on a black background"
+    ok, events, _ = host.run(t2i_prompt(prompt, batch=4))
+    assert ok, errors_of(events)
+    images = host.output("6").numpy()
+    assert images.shape == (4, 64, 64, 3)
+    read = [world.read_attributes(im) for im in images]
+    wanted = world.parse_prompt(prompt)
+    hits = sum(all(r[a] == v for a, v in wanted.items()) for r in read)
+    assert hits >= 3, read
+
+
+@pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "dpmpp_2m"])
+def test_loader_images_equal_standalone_pci_core(host, sampler):
+    prompt, seed = "a small blue triangle at the top on a white background", 11
+    ok, events, _ = host.run(t2i_prompt(prompt, seed=seed, sampler=sampler))
+    assert ok, errors_of(events)
+    comfy_image = host.output("6")
+    model = demo_model.load()
+    standalone = pipeline.generate(model, prompt, [seed], pipeline.SamplerSettings(sampler=sampler), NEG)
+    diff = (comfy_image - standalone).abs().max().item()
+    print(f"{sampler}: max |ComfyUI - pci_core| = {diff:.2e}")
+    assert diff <= 1e-4
+
+
+def test_core_nodes_accept_the_demo_model(host):
+    """KSamplerAdvanced, ConditioningSetTimestepRange, ConditioningCombine, VAEEncode on the demo model."""
+    p = t2i_prompt("a green square on the right")
+    p.update({
+        "10": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a yellow circle"}},
+        "11": {"class_type": "ConditioningSetTimestepRange", "inputs": {"conditioning": ["2", 0], "start": 0.0, "end": 0.5}},
+        "12": {"class_type": "ConditioningSetTimestepRange", "inputs": {"conditioning": ["10", 0], "start": 0.5, "end": 1.0}},
+        "13": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["11", 0], "conditioning_2": ["12", 0]}},
+        "14": {"class_type": "VAEEncode", "inputs": {"pixels": ["6", 0], "vae": ["1", 2]}},
+        "15": {"class_type": "KSamplerAdvanced", "inputs": {
+            "model": ["1", 0], "add_noise": "enable", "noise_seed": 1, "steps": 10, "cfg": 4.0, "sampler_name": "euler",
+            "scheduler": "normal", "positive": ["13", 0], "negative": ["3", 0], "latent_image": ["14", 0],
+            "start_at_step": 4, "end_at_step": 10, "return_with_leftover_noise": "disable"}},
+        "16": {"class_type": "VAEDecode", "inputs": {"samples": ["15", 0], "vae": ["1", 2]}},
+        "17": {"class_type": "PreviewImage", "inputs": {"images": ["16", 0]}},
+    })
+    ok, events, _ = host.run(p)
+    assert ok, errors_of(events)
+    assert host.output("14")["samples"].shape == (1, 4, 8, 8)
+    image = host.output("16").numpy()[0]
+    assert image.shape == (64, 64, 3) and 0.0 <= image.min() and image.max() <= 1.0
+
+
+def _insertion_prompt(insert_step, steps=10):
+    p = t2i_prompt("a red circle", steps=steps)
+    p["10"] = {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a blue square"}}
+    p["5"] = {"class_type": "ConceptInsertionSampler", "inputs": {
+        "model": ["1", 0], "base": ["2", 0], "concept": ["10", 0], "negative": ["3", 0], "latent_image": ["4", 0],
+        "seed": 2, "steps": steps, "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal",
+        "insert_step": insert_step, "denoise": 1.0}}
+    return p
+
+
+def test_bad_input_reaches_client_named_and_next_prompt_runs(host):
+    ok, events, _ = host.run(_insertion_prompt(insert_step=25, steps=10))
+    assert not ok
+    message = str(errors_of(events))
+    assert "insert_step" in message and "[0, 10]" in message, message
+    ok, events, _ = host.run(_insertion_prompt(insert_step=0, steps=0))
+    assert not ok and "steps" in str(errors_of(events))
+    ok, events, _ = host.run(t2i_prompt("a red circle with a purple background"))
+    assert not ok and "purple" in str(errors_of(events))
+    ok, events, _ = host.run(_insertion_prompt(insert_step=4, steps=10))
+    assert ok, errors_of(events)
+
+
+# ---------------------------------------------------------------- the switch, for every sampler and scheduler
+
+def _percent_for_sigma(model_sampling, sigma: float) -> float:
+    """start_percent whose percent_to_sigma is `sigma` (inverting the log-sigma interpolation)."""
+    log_sigmas = model_sampling.log_sigmas.double()
+    ls = math.log(sigma)
+    i = int(torch.searchsorted(log_sigmas, torch.tensor(ls, dtype=torch.float64))) - 1
+    t = i + (ls - float(log_sigmas[i])) / float(log_sigmas[i + 1] - log_sigmas[i])
+    return 1.0 - t / 999.0
+
+
+def test_insertion_equals_ksampler_and_timestep_range_for_every_sampler_and_scheduler(host, inference):
+    import comfy.samplers
+    import nodes as core
+    from pci_core import schedule
+
+    model, clip, _ = host.nodes.NODE_CLASS_MAPPINGS["PCIDemoModelLoader"].execute(demo_model.WEIGHTS_FILE).args
+    enc = lambda text: core.CLIPTextEncode().encode(clip, text)[0]
+    base, concept, neg = enc("a red circle on the left"), enc("a blue square on the right"), enc(NEG)
+    latent = core.EmptyLatentImage().generate(64, 64, 1)[0]
+    insertion_node = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
+    steps, k, seed, cfg = 6, 3, 5, 3.0
+    ms = model.get_model_object("model_sampling")
+    rows, worst = [], 0.0
+    for sampler in comfy.samplers.KSampler.SAMPLERS:
+        for scheduler in comfy.samplers.KSampler.SCHEDULERS:
+            ks = lambda pos: core.common_ksampler(model, seed, steps, cfg, sampler, scheduler, pos, neg, latent)[0]["samples"]
+            ins = lambda kk: insertion_node.execute(model, base, concept, neg, latent, seed, steps, cfg, sampler,
+                                                     scheduler, float(kk), 1.0).args[0]["samples"]
+            ks_sigmas = comfy.samplers.KSampler(model, steps, "cpu", sampler, scheduler, 1.0).sigmas
+            p = _percent_for_sigma(ms, schedule.insertion_boundary(ks_sigmas, k))
+            ranged = core.ConditioningCombine().combine(
+                core.ConditioningSetTimestepRange().set_range(base, 0.0, p)[0],
+                core.ConditioningSetTimestepRange().set_range(concept, p, 1.0)[0])[0]
+            diffs = {"k=0 vs concept": (ins(0) - ks(concept)).abs().max().item(),
+                     f"k={steps} vs base": (ins(steps) - ks(base)).abs().max().item(),
+                     f"k={k} vs range": (ins(k) - ks(ranged)).abs().max().item()}
+            worst = max(worst, *diffs.values())
+            rows.append((sampler, scheduler, diffs))
+    bad = [(s, sc, d) for s, sc, d in rows if max(d.values()) != 0.0]
+    print(f"\n{len(rows)} sampler x scheduler pairs, {len(rows) - len(bad)} bit-identical, worst diff {worst:.2e}")
+    for s, sc, d in bad:
+        print(f"  {s:28s} {sc:16s} " + "  ".join(f"{n}: {v:.1e}" for n, v in d.items()))
+    assert not bad
+
+
+def _demo_parts(host):
+    import nodes as core
+    model, clip, vae = host.nodes.NODE_CLASS_MAPPINGS["PCIDemoModelLoader"].execute(demo_model.WEIGHTS_FILE).args
+    enc = lambda text: core.CLIPTextEncode().encode(clip, text)[0]
+    return core, model, clip, vae, enc
+
+
+def test_batch_and_denoise_follow_ksampler(host, inference):
+    """A latent batch draws all its noise from the one seed, and denoise < 1 counts the steps run."""
+    core, model, clip, vae, enc = _demo_parts(host)
+    base, concept, neg = enc("a red circle"), enc("a green triangle"), enc("")
+    node = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
+    batch = core.EmptyLatentImage().generate(64, 64, 3)[0]
+    ins = node.execute(model, base, concept, neg, batch, 7, 8, 4.0, "euler", "normal", 0.0, 1.0).args[0]["samples"]
+    ks = core.common_ksampler(model, 7, 8, 4.0, "euler", "normal", concept, neg, batch)[0]["samples"]
+    assert ins.shape == (3, 4, 8, 8) and torch.equal(ins, ks) and not torch.equal(ins[0], ins[1])
+    source = {"samples": ks[:1]}
+    ins = node.execute(model, base, concept, neg, source, 7, 8, 4.0, "euler", "normal", 8.0, 0.5).args[0]["samples"]
+    ks = core.common_ksampler(model, 7, 8, 4.0, "euler", "normal", base, neg, source, denoise=0.5)[0]["samples"]
+    assert torch.equal(ins, ks)
+
+
+def test_bad_conditioning_and_insert_step_are_named(host, inference):
+    core, model, clip, vae, enc = _demo_parts(host)
+    base, neg = enc("a red circle"), enc("")
+    latent = core.EmptyLatentImage().generate(64, 64, 1)[0]
+    node = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
+    run = lambda concept, k=2.0, steps=4: node.execute(model, base, concept, neg, latent, 0, steps, 4.0, "euler",
+                                                       "normal", k, 1.0)
+    with pytest.raises(ValueError, match="concept conditioning is empty"):
+        run([])
+    wide = [[torch.zeros(1, 16, 128), {}]]
+    with pytest.raises(ValueError, match="different text encoders"):
+        run(wide)
+    with pytest.raises(ValueError, match=r"insert_step=5: must be in \[0, 4\]"):
+        run(base, k=5.0)
+    with pytest.raises(ValueError, match="a fraction must be in"):
+        run(base, k=2.5)
+    assert run(base, k=0.5).args[0]["samples"].shape == (1, 4, 8, 8)  # half of 4 steps
