@@ -7,7 +7,7 @@ import torch
 
 from pci_core import demo_model, pipeline, world
 
-PACK_NODES = ["PCIDemoModelLoader", "ConceptInsertionSampler"]
+PACK_NODES = ["PCIDemoModelLoader", "ConceptInsertionSampler", "PCIJudgeLoader", "CISJudge"]
 NEG = ""
 
 
@@ -194,3 +194,25 @@ def test_bad_conditioning_and_insert_step_are_named(host, inference):
     with pytest.raises(ValueError, match="a fraction must be in"):
         run(base, k=2.5)
     assert run(base, k=0.5).args[0]["samples"].shape == (1, 4, 8, 8)  # half of 4 steps
+
+
+def test_judge_nodes_score_demo_images_in_a_graph(host):
+    p = t2i_prompt("a large green square at the bottom on a white background", batch=4)
+    p["20"] = {"class_type": "PCIJudgeLoader", "inputs": {"backend": "rule", "model": "", "weights": "none (rule judge)",
+                                                         "device": "cpu"}}
+    p["21"] = {"class_type": "CISJudge", "inputs": {"images": ["6", 0], "judge": ["20", 0], "concept": "green square",
+                                                   "threshold": 0.5}}
+    p["22"] = {"class_type": "CISJudge", "inputs": {"images": ["6", 0], "judge": ["20", 0], "concept": "red",
+                                                   "threshold": 0.5}}
+    p["23"] = {"class_type": "PreviewImage", "inputs": {"images": ["21", 3]}}
+    p["24"] = {"class_type": "PreviewAny", "inputs": {"source": ["22", 2]}}
+    ok, events, _ = host.run(p)
+    assert ok, errors_of(events)
+    outputs = host.executor.caches.outputs
+    green, red = outputs.get("21"), outputs.get("22")
+    assert len(green[0]) == 4 and sum(green[1]) >= 3 and sum(red[1]) == 0
+    assert "green square" in green[2][0]
+    assert green[3][0].shape == (4, 64, 64, 3)
+    p["21"]["inputs"]["concept"] = "   "
+    ok, events, _ = host.run(p)
+    assert not ok and "concept" in str(errors_of(events))

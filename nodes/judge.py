@@ -1,0 +1,100 @@
+"""PCI Judge Loader and CIS Judge: does each image show the concept? Thin skins over pci_core.judges."""
+import os
+
+import comfy.model_management
+import folder_paths
+from comfy_api.latest import io
+
+from ..pci_core import judges
+
+JUDGE_FOLDER = "pci_judges"  # models/pci_judges: open_clip weight files and transformers model folders
+folder_paths.add_model_folder_path(JUDGE_FOLDER, os.path.join(folder_paths.models_dir, JUDGE_FOLDER))
+NO_WEIGHTS = "none (rule judge)"
+Judge = io.Custom("PCI_JUDGE")
+
+
+def weights_choices() -> list[str]:
+    """Model folders (a config.json inside) and weight files in models/pci_judges; none for the rule judge."""
+    files = folder_paths.get_filename_list(JUDGE_FOLDER)
+    folders = sorted({os.path.dirname(f) for f in files if os.path.basename(f) == "config.json" and os.path.dirname(f)})
+    weights = [f for f in files if os.path.splitext(f)[1].lower() in folder_paths.supported_pt_extensions
+               and not any(f.startswith(d + os.sep) for d in folders)]
+    return [NO_WEIGHTS] + folders + weights
+
+
+class PCIJudgeLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="PCIJudgeLoader",
+            display_name="PCI Judge Loader",
+            category="PCI",
+            description="A judge that scores whether images show a concept: rule (the demo world's exact pixel "
+                        "judge), clip (open_clip zero-shot) or vqa (a vision-language model's P(yes)). Weights "
+                        "come from models/pci_judges or an explicit path; nothing is downloaded.",
+            inputs=[
+                io.Combo.Input("backend", options=list(judges.BACKENDS), default="rule"),
+                io.String.Input("model", default="ViT-B-32", tooltip="clip: open_clip architecture name of the "
+                                "weights (e.g. ViT-B-32, ViT-L-14); ignored by rule and vqa"),
+                io.Combo.Input("weights", options=weights_choices(), tooltip="clip: a weights file; vqa: a "
+                               "transformers model folder (both in models/pci_judges); rule: none"),
+                io.Combo.Input("device", options=["auto", "cpu", "cuda"], default="auto",
+                               tooltip="auto: ComfyUI's main device"),
+                io.String.Input("weights_path", optional=True, default="",
+                                tooltip="An explicit file (clip) or folder (vqa) path; overrides weights"),
+                io.String.Input("template", optional=True, default="", tooltip="clip: prompt templates with {}, "
+                                "separated by | (default 'a photo of {}.'); vqa: the question with {concept}"),
+            ],
+            outputs=[Judge.Output(display_name="judge")],
+        )
+
+    @classmethod
+    def execute(cls, backend, model, weights, device, weights_path="", template="") -> io.NodeOutput:
+        options = {}
+        if template.strip() and backend == "clip":
+            options["templates"] = [t.strip() for t in template.split("|")]
+        elif template.strip() and backend == "vqa":
+            options["question"] = template.strip()
+        judge = judges.load_judge(
+            backend, model=model, weights=weights_path.strip() or (None if weights == NO_WEIGHTS else weights),
+            device=comfy.model_management.get_torch_device() if device == "auto" else device,
+            search_dirs=folder_paths.get_folder_paths(JUDGE_FOLDER), **options)
+        return io.NodeOutput(judge)
+
+
+class CISJudge(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="CISJudge",
+            display_name="CIS Judge",
+            category="PCI",
+            description="Scores in [0, 1] of how much each image shows the concept, a yes/no per image "
+                        "(score >= threshold is yes), a readable summary and the images with their scores drawn.",
+            inputs=[
+                io.Image.Input("images"),
+                Judge.Input("judge"),
+                io.String.Input("concept", default="red", tooltip="What to look for, e.g. 'a red circle'"),
+                io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
+                               tooltip="A score >= threshold counts as yes"),
+                io.String.Input("contrast", optional=True, default="", tooltip="clip: what the concept is told "
+                                "apart from, e.g. the base prompt (empty: 'a photo'); ignored by rule and vqa"),
+            ],
+            outputs=[
+                io.Float.Output("scores", display_name="scores", is_output_list=True),
+                io.Boolean.Output("decisions", display_name="decisions", is_output_list=True),
+                io.String.Output("summary", display_name="summary"),
+                io.Image.Output("annotated", display_name="annotated images"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, images, judge, concept, threshold, contrast="") -> io.NodeOutput:
+        scores = judge.score(images, concept, contrast or None)
+        decisions = judge.decide(scores, threshold)
+        summary = judges.summarize(concept, scores, decisions, threshold)
+        return io.NodeOutput(scores.tolist(), decisions.tolist(), summary,
+                             judges.annotate(images, scores, decisions))
+
+
+NODES = [PCIJudgeLoader, CISJudge]

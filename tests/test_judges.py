@@ -1,0 +1,388 @@
+"""Judges: the rule judge on rendered ground truth; CLIP and VQA plumbing on tiny random models built here
+(no download, no hub); input checks and their messages; the loader's cache."""
+import json
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # nothing here may reach the hub
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import numpy as np
+import pytest
+import torch
+
+from pci_core import judges, world
+
+TINY_CLIP = "pci-test-tiny-clip"
+TINY_CLIP_CONFIG = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+def random_images(n, h=40, w=48, seed=0):
+    return torch.rand(n, h, w, 3, generator=torch.Generator().manual_seed(seed))
+
+
+# ---------------------------------------------------------------- rule judge
+
+@pytest.fixture(scope="module")
+def rendered():
+    images, attrs = world.render_batch(48, seed=7)
+    return torch.from_numpy(images), attrs
+
+
+def test_rule_judge_reads_every_attribute_value_on_rendered_images(rendered):
+    images, attrs = rendered
+    judge = judges.load_judge("rule")
+    for attribute, values in world.ATTRIBUTES.items():
+        for value in values:
+            scores = judge.score(images, value)
+            expected = torch.tensor([float(a[attribute] == value) for a in attrs])
+            assert torch.equal(scores, expected), f"{attribute}={value}"
+
+
+def test_rule_judge_full_prompts_and_wrong_ones(rendered):
+    images, attrs = rendered
+    judge = judges.RuleJudge()
+    for image, a in zip(images, attrs):
+        assert judge.score(image, world.make_prompt(a)).item() == 1.0
+        other = next(v for v in world.ATTRIBUTES["colour"] if v != a["colour"])
+        assert judge.score(image, world.make_prompt({**a, "colour": other})).item() == 0.0
+
+
+def test_rule_judge_concept_errors(rendered):
+    images, _ = rendered
+    judge = judges.RuleJudge()
+    with pytest.raises(ValueError, match="names no demo-world attribute.*colour: red"):
+        judge.score(images, "a photo of the shape")
+    with pytest.raises(ValueError, match=r"concept: .*unknown word.*'purple'"):
+        judge.score(images, "purple circle")
+
+
+# ---------------------------------------------------------------- the interface: checks and thresholds
+
+@pytest.mark.parametrize("images, message", [
+    ([[0.0, 0.5, 1.0]], "got list"),
+    (torch.rand(8, 8), "got shape \\(8, 8\\)"),
+    (torch.rand(2, 3, 8, 8), "channel-first"),
+    (torch.rand(2, 8, 8, 4), "last dimension must be the 3 RGB channels"),
+    (torch.zeros(0, 8, 8, 3), "empty"),
+    ((torch.rand(2, 8, 8, 3) * 255).to(torch.uint8), "dtype torch.uint8.*divide by 255"),
+    (torch.rand(2, 8, 8, 3) * 2, "values in \\[.*\\]"),
+    (torch.full((1, 8, 8, 3), float("nan")), "NaN"),
+])
+def test_non_image_inputs_are_refused_with_what_is_expected(images, message):
+    with pytest.raises(ValueError, match=r"images: expected ComfyUI IMAGE.*" + message):
+        judges.RuleJudge().score(images, "red")
+
+
+def test_numpy_and_single_images_are_accepted(rendered):
+    images, attrs = rendered
+    judge = judges.RuleJudge()
+    assert judge.score(images[0].numpy(), attrs[0]["shape"]).shape == (1,)
+    assert judge.score(images[:3].numpy(), "red").shape == (3,)
+
+
+@pytest.mark.parametrize("concept", ["", "   ", None, 3])
+def test_empty_or_non_text_concept_is_refused(concept):
+    with pytest.raises(ValueError, match="concept"):
+        judges.RuleJudge().score(torch.rand(1, 8, 8, 3), concept)
+
+
+def test_threshold_semantics():
+    judge = judges.RuleJudge()
+    scores = torch.tensor([0.2, 0.5, 0.7, 1.0])
+    assert judge.decide(scores).tolist() == [False, True, True, True]  # a score at the threshold is a yes
+    assert judge.decide(scores, 0.7).tolist() == [False, False, True, True]
+    assert judge.decide(scores, 0.0).all()
+    assert judge.decide(scores, 1.0).tolist() == [False, False, False, True]
+    assert judge.decide(scores).dtype == torch.bool
+    for bad in (1.5, -0.1, True, "0.5", float("nan")):
+        with pytest.raises(ValueError, match=r"threshold .*expected a number in \[0, 1\]"):
+            judge.decide(scores, bad)
+
+
+def test_unknown_backend_and_device_are_refused():
+    with pytest.raises(ValueError, match="judge backend 'dalle': valid backends are rule, clip, vqa"):
+        judges.load_judge("dalle")
+    with pytest.raises(ValueError, match="device 'gpu0'"):
+        judges.load_judge("rule", device="gpu0")
+
+
+def test_summary_and_annotation():
+    scores = torch.tensor([0.98, 0.91, 0.12, 0.99])
+    decisions = judges.decide(scores, 0.5)
+    assert judges.summarize("red", scores, decisions, 0.5) == \
+        "3/4 images show 'red' (threshold 0.50); scores 0.98 0.91 0.12 0.99"
+    images = torch.full((4, 64, 80, 3), 0.5)
+    annotated = judges.annotate(images, scores, decisions)
+    assert annotated.shape == images.shape and annotated.dtype == torch.float32
+    assert 0 <= annotated.min() and annotated.max() <= 1
+    assert torch.equal(annotated[:, 20:], images[:, 20:])  # only the bar at the top is drawn on
+    green, red = annotated[0, 0, 0], annotated[2, 0, 0]  # bar starts at the left edge
+    assert green[1] > green[0] and red[0] > red[1]
+
+
+# ---------------------------------------------------------------- clip judge on a tiny random open_clip model
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    import open_clip
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("pci_judges")
+    config = folder / "configs" / f"{TINY_CLIP}.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps(TINY_CLIP_CONFIG))
+    open_clip.add_model_config(config)
+    torch.manual_seed(0)
+    model = open_clip.create_model(TINY_CLIP, pretrained=None)
+    with torch.no_grad():
+        model.logit_scale.fill_(np.log(30.0))
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "tiny.safetensors"))
+    torch.save(state, folder / "tiny.pt")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clip_judge(clip_dir):
+    return judges.load_judge("clip", model=TINY_CLIP, weights="tiny.safetensors", search_dirs=[clip_dir])
+
+
+def test_clip_loads_the_saved_weights(clip_dir, clip_judge):
+    from safetensors.torch import load_file
+
+    saved = load_file(str(clip_dir / "tiny.safetensors"))
+    loaded = clip_judge.model.state_dict()
+    assert all(torch.equal(saved[k], loaded[k]) for k in saved)
+    from_pt = judges.load_judge("clip", model=TINY_CLIP, weights=str(clip_dir / "tiny.pt"))
+    images = random_images(2)
+    assert torch.allclose(from_pt.score(images, "a red circle"), clip_judge.score(images, "a red circle"))
+
+
+def test_clip_scores_shape_range_and_batching(clip_judge):
+    images = random_images(5)
+    batch = clip_judge.score(images, "a red circle", "a blue square")
+    assert batch.shape == (5,) and batch.dtype == torch.float32
+    assert ((0 <= batch) & (batch <= 1)).all()
+    single = torch.cat([clip_judge.score(im, "a red circle", "a blue square") for im in images])
+    assert torch.allclose(batch, single, atol=1e-5)
+    assert batch.std() > 0  # the images are told apart
+
+
+def test_clip_swapped_concept_and_contrast_sum_to_one(clip_judge):
+    images = random_images(4, seed=1)
+    forward = clip_judge.score(images, "a red circle", "a blue square")
+    swapped = clip_judge.score(images, "a blue square", "a red circle")
+    assert torch.allclose(forward + swapped, torch.ones(4), atol=1e-6)
+    # no contrast (or a blank one) means "a photo"
+    assert torch.allclose(clip_judge.score(images, "red"), clip_judge.score(images, "red", "a photo"))
+    assert torch.allclose(clip_judge.score(images, "red", "  "), clip_judge.score(images, "red", "a photo"))
+    # a concept told from itself is a coin flip
+    assert torch.allclose(clip_judge.score(images, "red", "red"), torch.full((4,), 0.5))
+
+
+def test_clip_matches_open_clip_pil_pipeline(clip_judge):
+    """The tensor preprocessing is open_clip's own: same score as its PIL transform (up to uint8 rounding)."""
+    import open_clip
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+    from PIL import Image
+
+    images = random_images(3, h=40, w=56, seed=2)
+    cfg = PreprocessCfg(**open_clip.get_model_preprocess_cfg(clip_judge.model))
+    transform = image_transform_v2(cfg, is_train=False)
+    pixels = torch.stack([transform(Image.fromarray((im.numpy() * 255).round().astype(np.uint8)))
+                          for im in images])
+    model = clip_judge.model
+    with torch.no_grad():
+        image_emb = model.encode_image(pixels, normalize=True)
+        tokens = open_clip.get_tokenizer(TINY_CLIP)(["a photo of red.", "a photo of green."])
+        text_emb = model.encode_text(tokens, normalize=True)
+        expected = (model.logit_scale.exp() * image_emb @ text_emb.T).softmax(-1)[:, 0]
+    assert torch.allclose(clip_judge.score(images, "red", "green"), expected, atol=2e-3)
+
+
+@pytest.mark.parametrize("cfg", [{"size": 32}, {"size": (32, 48)}, {"size": 40, "resize_mode": "longest"},
+                                 {"size": (24, 32), "resize_mode": "squash", "interpolation": "bilinear"}])
+def test_tensor_preprocessing_follows_open_clip_transform(cfg):
+    """Every resize mode of open_clip's eval transform, batched on tensors, against its PIL pipeline."""
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+    from PIL import Image
+
+    images = random_images(2, h=45, w=60, seed=5)
+    pil = image_transform_v2(PreprocessCfg(**cfg), is_train=False)
+    expected = torch.stack([pil(Image.fromarray((im.numpy() * 255).round().astype(np.uint8))) for im in images])
+    got = judges._tensor_preprocess(cfg)(images.permute(0, 3, 1, 2))
+    assert got.shape == expected.shape
+    assert (got - expected).abs().mean() < 0.02  # PIL and torch resample a little differently (and uint8)
+
+
+def test_clip_templates_average_normalised_embeddings(clip_dir):
+    import open_clip
+
+    templates = ["a photo of {}.", "a drawing of {}"]
+    judge = judges.load_judge("clip", model=TINY_CLIP, weights="tiny.safetensors", search_dirs=[clip_dir],
+                              templates=templates)
+    with torch.no_grad():
+        tokens = open_clip.get_tokenizer(TINY_CLIP)(["a photo of red.", "a drawing of red"])
+        mean = judge.model.encode_text(tokens, normalize=True).mean(0)
+    assert torch.allclose(judge.text_embedding("red"), mean / mean.norm(), atol=1e-6)
+    assert "red" in judge._text_cache  # cached
+    with pytest.raises(ValueError, match="clip prompt templates: each must be a string containing '{}'"):
+        judges.load_judge("clip", model=TINY_CLIP, weights="tiny.safetensors", search_dirs=[clip_dir],
+                          templates=["a photo"])
+
+
+def test_clip_cache_returns_the_same_object(clip_dir, clip_judge):
+    again = judges.load_judge("clip", model=TINY_CLIP, weights="tiny.safetensors", search_dirs=[clip_dir])
+    assert again is clip_judge
+    by_path = judges.load_judge("clip", model=TINY_CLIP, weights=str(clip_dir / "tiny.safetensors"))
+    assert by_path is clip_judge  # same file, same key
+    other = judges.load_judge("clip", model=TINY_CLIP, weights="tiny.safetensors", search_dirs=[clip_dir],
+                              templates=["{}"])
+    assert other is not clip_judge
+    assert judges.load_judge("rule") is judges.load_judge("rule")
+
+
+def test_clip_missing_weights_names_file_and_folder(clip_dir, tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        judges.load_judge("clip", model=TINY_CLIP, weights="missing.safetensors", search_dirs=[clip_dir])
+    assert "'missing.safetensors'" in str(e.value) and str(clip_dir) in str(e.value)
+    absent = tmp_path / "nowhere" / "vit.safetensors"
+    with pytest.raises(FileNotFoundError) as e:
+        judges.load_judge("clip", model=TINY_CLIP, weights=str(absent))
+    assert "'vit.safetensors'" in str(e.value) and str(absent.parent) in str(e.value)
+    assert "does not exist" in str(e.value)
+    with pytest.raises(ValueError, match="clip judge: give weights"):
+        judges.load_judge("clip", model=TINY_CLIP, weights="")
+
+
+def test_clip_bad_architecture_or_weights(clip_dir, tmp_path):
+    with pytest.raises(ValueError, match="'ViT-B-99': not an open_clip architecture.*list_models"):
+        judges.load_judge("clip", model="ViT-B-99", weights="tiny.safetensors", search_dirs=[clip_dir])
+    with pytest.raises(ValueError, match="not a hub or folder reference"):
+        judges.load_judge("clip", model="hf-hub:org/model", weights="tiny.safetensors", search_dirs=[clip_dir])
+    from safetensors.torch import save_file
+    save_file({"visual.proj": torch.zeros(3, 3)}, str(tmp_path / "other.safetensors"))
+    fit = f"do not fit architecture '{TINY_CLIP}': .* missing keys .*another shape.*visual.proj \\(3, 3\\) vs \\(32, 16\\)"
+    with pytest.raises(ValueError, match=fit):
+        judges.load_judge("clip", model=TINY_CLIP, weights=str(tmp_path / "other.safetensors"))
+
+
+class _NotATensor:
+    pass
+
+
+def test_clip_checkpoint_with_pickled_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": {"x": _NotATensor()}}, path)
+    with pytest.raises(ValueError, match="weights_only=True"):
+        judges.load_judge("clip", model=TINY_CLIP, weights=str(path))
+
+
+# ---------------------------------------------------------------- vqa judge on a tiny random Qwen2.5-VL
+
+SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+           "<|image_pad|>", "<|video_pad|>"]
+WORDS = ["[UNK]", "yes", "no", "Yes", "No", "is", "the", "red", "circle", "visible", "in", "image", "?", "answer",
+         "or", ".", "user", "assistant"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def vqa_dir(tmp_path_factory):
+    """A Qwen2.5-VL of a few thousand parameters, with a word-level tokenizer and Qwen's image processor."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
+                              Qwen2_5_VLProcessor, Qwen2VLImageProcessor)
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    vocab = {t: i for i, t in enumerate(SPECIAL + WORDS)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="<|endoftext|>",
+                                        eos_token="<|im_end|>", additional_special_tokens=SPECIAL[1:])
+    processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=56 * 56),
+                                    tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(),
+                                    chat_template=CHAT_TEMPLATE)
+    config = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 4]},
+                         bos_token_id=vocab["<|endoftext|>"], eos_token_id=vocab["<|im_end|>"],
+                         pad_token_id=vocab["<|endoftext|>"]),
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
+                           fullatt_block_indexes=[1], window_size=56),
+        image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
+        vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"])
+    torch.manual_seed(0)
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    folder = tmp_path_factory.mktemp("pci_judges_vqa") / "tiny-qwen2.5-vl"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def vqa_judge(vqa_dir):
+    return judges.load_judge("vqa", weights=vqa_dir.name, search_dirs=[vqa_dir.parent], batch_size=4)
+
+
+def test_vqa_scores_shape_range_and_batching(vqa_judge):
+    assert type(vqa_judge.model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+    images = random_images(6, h=32, w=32, seed=3)
+    batch = vqa_judge.score(images, "red circle")  # batch_size 4: two chunks
+    assert batch.shape == (6,) and batch.dtype == torch.float32
+    assert ((0 <= batch) & (batch <= 1)).all()
+    single = torch.cat([vqa_judge.score(im, "red circle") for im in images])
+    assert torch.allclose(batch, single, atol=1e-5)
+    assert batch.std() > 0
+
+
+def test_vqa_score_is_p_yes_from_the_answer_logits(vqa_judge):
+    """Recomputed by hand: softmax over logsumexp('yes','Yes') and logsumexp('no','No') next-token logits."""
+    tokenizer = vqa_judge.processor.tokenizer
+    yes, no = tokenizer.convert_tokens_to_ids(["yes", "Yes"]), tokenizer.convert_tokens_to_ids(["no", "No"])
+    assert sorted(vqa_judge.yes_ids) == sorted(yes) and sorted(vqa_judge.no_ids) == sorted(no)
+    images = random_images(2, h=32, w=32, seed=4)
+    prompt = vqa_judge.prompt("red circle")
+    assert "Is the red circle visible in the image? Answer yes or no." in prompt
+    assert prompt.endswith("<|im_start|>assistant\n")
+    inputs = vqa_judge.processor(text=[prompt] * 2, images=list(images.permute(0, 3, 1, 2)), return_tensors="pt",
+                                 do_rescale=False)
+    with torch.no_grad():
+        logits = vqa_judge.model(**inputs).logits[:, -1]
+    p = logits.softmax(-1)
+    expected = p[:, yes].sum(-1) / (p[:, yes].sum(-1) + p[:, no].sum(-1))
+    assert torch.allclose(vqa_judge.score(images, "red circle"), expected, atol=1e-5)
+
+
+def test_vqa_question_template_and_cache(vqa_dir, vqa_judge):
+    assert judges.load_judge("vqa", weights=vqa_dir.name, search_dirs=[vqa_dir.parent], batch_size=4) is vqa_judge
+    custom = judges.load_judge("vqa", weights=str(vqa_dir), question="Does the image show a {concept}?")
+    assert custom is not vqa_judge
+    assert "Does the image show a red circle?" in custom.prompt("red circle")
+    with pytest.raises(ValueError, match="vqa question template: each must be a string containing '{concept}'"):
+        judges.load_judge("vqa", weights=str(vqa_dir), question="Is it red?")
+
+
+def test_vqa_missing_model_folder_names_it_and_where(vqa_dir, tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        judges.load_judge("vqa", weights="Qwen2.5-VL-3B-Instruct", search_dirs=[vqa_dir.parent])
+    assert "model folder 'Qwen2.5-VL-3B-Instruct'" in str(e.value) and str(vqa_dir.parent) in str(e.value)
+    (tmp_path / "empty-model").mkdir()
+    with pytest.raises(FileNotFoundError) as e:
+        judges.load_judge("vqa", weights=str(tmp_path / "empty-model"))
+    assert "'config.json'" in str(e.value) and str(tmp_path / "empty-model") in str(e.value)
+
+
+def test_clip_load_does_not_log_random_init(clip_dir, caplog):
+    """open_clip warns 'initialized randomly' before the file's weights are loaded; that would mislead."""
+    judges.load_judge("clip", model=TINY_CLIP, weights="tiny.safetensors", search_dirs=[clip_dir],
+                      templates=["an image of {}"])
+    assert "initialized randomly" not in caplog.text
