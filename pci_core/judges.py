@@ -43,6 +43,16 @@ NO_WORDS = ("no", "No", "NO")
 RANGE_TOLERANCE = 1e-3  # image values this far outside [0, 1] are clamped (float round-off), farther is an error
 
 
+def require(module: str, package: str, backend: str):
+    """Import an optional dependency of a backend, or say which package to install where."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(f"the {backend} judge needs the Python package {package!r} ({e}); install it into the "
+                          f"Python that runs ComfyUI: python -m pip install {package}") from e
+
+
 # ---------------------------------------------------------------- input checks
 
 def as_image_batch(images: Any) -> torch.Tensor:
@@ -228,7 +238,7 @@ class ClipJudge(Judge):
 
     def __init__(self, model: torch.nn.Module, tokenizer, templates: Sequence[str] = DEFAULT_CLIP_TEMPLATES,
                  device: str | torch.device = "cpu", batch_size: int = 32, arch: str = "?"):
-        import open_clip
+        open_clip = require("open_clip", "open_clip_torch", "clip")
 
         self.device = check_device(device)
         self.model = model.to(self.device).eval()
@@ -300,7 +310,7 @@ def _state_dict_mismatch(expected: dict, found: dict) -> str:
 
 
 def _clip_model_config(arch: str) -> dict:
-    import open_clip
+    open_clip = require("open_clip", "open_clip_torch", "clip")
 
     if not isinstance(arch, str) or not arch.strip():
         raise ValueError("clip judge model: give an open_clip architecture name such as 'ViT-B-32'")
@@ -336,7 +346,7 @@ def build_clip_judge(arch: str, weights: Path, device: str | torch.device = "cpu
                      templates: Sequence[str] = DEFAULT_CLIP_TEMPLATES, precision: str = "fp32",
                      batch_size: int = 32) -> ClipJudge:
     """A ClipJudge from an open_clip architecture name and a local weights file."""
-    import open_clip
+    open_clip = require("open_clip", "open_clip_torch", "clip")
     from open_clip.model import convert_to_custom_text_state_dict, resize_pos_embed, resize_text_pos_embed
 
     _clip_model_config(arch)
@@ -426,7 +436,8 @@ class VqaJudge(Judge):
 def build_vqa_judge(folder: Path, device: str | torch.device = "cpu", question: str = DEFAULT_VQA_QUESTION,
                     dtype: str | torch.dtype | None = None, batch_size: int = 8) -> VqaJudge:
     """A VqaJudge from a local transformers model folder (config, weights, processor and tokenizer files)."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    transformers = require("transformers", "transformers", "vqa")
+    AutoModelForImageTextToText, AutoProcessor = transformers.AutoModelForImageTextToText, transformers.AutoProcessor
 
     device = check_device(device)
     if dtype is None:  # float32 on the CPU (bf16 matmuls are slow there); the checkpoint's dtype elsewhere

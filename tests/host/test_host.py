@@ -216,3 +216,19 @@ def test_judge_nodes_score_demo_images_in_a_graph(host):
     p["21"]["inputs"]["concept"] = "   "
     ok, events, _ = host.run(p)
     assert not ok and "concept" in str(errors_of(events))
+
+
+def test_interrupt_stops_the_sampler_and_the_next_run_works(host, inference):
+    import comfy.model_management as mm
+    core, model, clip, vae, enc = _demo_parts(host)
+    base, concept, neg = enc("a red circle"), enc("a blue circle"), enc("")
+    latent = core.EmptyLatentImage().generate(64, 64, 1)[0]
+    node = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
+    run = lambda: node.execute(model, base, concept, neg, latent, 0, 6, 4.0, "euler", "normal", 3.0, 1.0)
+    mm.interrupt_current_processing(True)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            run()
+    finally:
+        mm.interrupt_current_processing(False)
+    assert run().args[0]["samples"].shape == (1, 4, 8, 8)
