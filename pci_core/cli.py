@@ -45,6 +45,47 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_cis(args) -> int:
+    from . import cis, demo_model
+    model = demo_model.load(args.weights)
+    seeds = list(range(args.seed, args.seed + args.n))
+    t = time.time()
+    result = cis.demo_sweep(model, args.base, args.concept, seeds, _settings(args), args.max_batch)
+    elapsed = time.time() - t
+    print(f"CIS over {len(seeds)} seeds, {args.base!r} -> {args.concept!r}, judged on {result['judged']} "
+          f"({args.sampler}, {args.steps} steps, {len(seeds) * len(result['ks'])} branches in {elapsed:.1f}s)")
+    print("   k    tau   CIS")
+    for k, tau, c in zip(result["ks"], result["tau"], result["cis"]):
+        print(f"{k:4d}  {tau:5.3f}  {c:4.2f}  {'#' * round(c * 20)}")
+    step, tau50 = result["tau50_step"], result["tau50"]
+    print("tau50: " + (f"step {step:.2f} of {args.steps}, noise axis {tau50:.3f}" if step is not None
+                       else "CIS never falls through 0.5"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    images = result["images"]
+    _save_png(np.concatenate([np.concatenate(list(row), axis=1) for row in images], axis=0), out / "branches.png", 2)
+    _plot_cis(result, args, out / "cis.png")
+    print(f"wrote {out.resolve()}/cis.png (the curve) and branches.png (rows: seeds, columns: k = 0..{args.steps})")
+    return 0
+
+
+def _plot_cis(result, args, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(result["ks"], result["cis"], marker="o")
+    ax.axhline(0.5, color="gray", lw=0.8, ls="--")
+    if result["tau50_step"] is not None:
+        ax.axvline(result["tau50_step"], color="tab:red", lw=0.8, label=f"tau50 = step {result['tau50_step']:.2f}")
+        ax.legend()
+    ax.set(xlabel="insertion step k", ylabel="CIS(k)", ylim=(-0.02, 1.02))
+    ax.set_title(f"base: {args.base}\nconcept: {args.concept}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def cmd_fidelity(args) -> int:
     from . import demo_model, fidelity
     model = demo_model.load(args.weights)
@@ -91,6 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="pci_demo_out")
     _add_sampling(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("cis", help="CIS(k) curve and tau50 of a concept on the demo model (pixel judge)")
+    p.add_argument("--base", default="a large red circle on the left on a black background")
+    p.add_argument("--concept", default="a large blue circle on the left on a black background")
+    p.add_argument("--n", type=int, default=16, help="number of seeds")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument("--max-batch", type=int, default=None, help="most rows per model call")
+    p.add_argument("--out", default="pci_cis_out")
+    _add_sampling(p)
+    p.set_defaults(func=cmd_cis)
 
     p = sub.add_parser("fidelity", help="pixel-judge fidelity of the demo model per attribute")
     p.add_argument("--samples", type=int, default=200)

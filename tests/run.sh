@@ -5,7 +5,7 @@
 # ~/comfyui-host), else a loud SKIPPED line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=${PCI_VENV:-.venv}
+VENV=${PCI_VENV:-.venv-test}
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 rm -rf "$VENV"

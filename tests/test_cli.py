@@ -25,3 +25,12 @@ def test_unknown_word_is_a_clear_error(tmp_path):
     r = run("demo", "--prompt", "a purple circle", "--out", str(tmp_path))
     assert r.returncode == 2
     assert "purple" in r.stderr and "knows" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cis_prints_the_curve_and_writes_the_plot(tmp_path):
+    r = run("cis", "--base", "a red circle", "--concept", "a blue circle", "--n", "4", "--steps", "6",
+            "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "judged on {'colour': 'blue'}" in r.stdout and "tau50" in r.stdout
+    assert len([l for l in r.stdout.splitlines() if l[:4].strip().isdigit()]) == 7  # k = 0..6
+    assert (tmp_path / "cis.png").stat().st_size > 1000 and (tmp_path / "branches.png").exists()
