@@ -70,6 +70,6 @@ def insertion_latents(model: demo_model.DemoModel, base: str, concept: str, seed
 @torch.no_grad()
 def generate(model: demo_model.DemoModel, prompt: str, seeds: Sequence[int],
              settings: SamplerSettings = SamplerSettings(), negative: str = "") -> torch.Tensor:
-    """Images (S, 32, 32, 3) in [0, 1] for one prompt and several seeds (each as its own batch-1 run)."""
+    """Images (S, 64, 64, 3) in [0, 1] for one prompt and several seeds; each row equals that seed's own run."""
     latents = insertion_latents(model, prompt, prompt, seeds, [settings.steps], settings, negative)
     return model.decode(latents[:, 0])

@@ -232,3 +232,26 @@ def test_interrupt_stops_the_sampler_and_the_next_run_works(host, inference):
     finally:
         mm.interrupt_current_processing(False)
     assert run().args[0]["samples"].shape == (1, 4, 8, 8)
+
+
+def test_area_conds_and_model_patches_pass_through(host):
+    """RescaleCFG (a sampler_cfg_function patch) and an area cond reach ComfyUI's sampling unchanged:
+    insertion at k = 0 equals KSampler with the same patched model and conditioning."""
+    p = _insertion_prompt(insert_step=0, steps=8)
+    p["30"] = {"class_type": "RescaleCFG", "inputs": {"model": ["1", 0], "multiplier": 0.7}}
+    p["31"] = {"class_type": "ConditioningSetAreaPercentage", "inputs": {
+        "conditioning": ["10", 0], "width": 0.5, "height": 1.0, "x": 0.5, "y": 0.0, "strength": 1.0}}
+    p["32"] = {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["31", 0], "conditioning_2": ["10", 0]}}
+    p["5"]["inputs"].update({"model": ["30", 0], "concept": ["32", 0]})
+    p["33"] = {"class_type": "KSampler", "inputs": {
+        "model": ["30", 0], "positive": ["32", 0], "negative": ["3", 0], "latent_image": ["4", 0], "seed": 2,
+        "steps": 8, "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0}}
+    p["34"] = {"class_type": "VAEDecode", "inputs": {"samples": ["33", 0], "vae": ["1", 2]}}
+    p["35"] = {"class_type": "PreviewImage", "inputs": {"images": ["34", 0]}}
+    ok, events, _ = host.run(p)
+    assert ok, errors_of(events)
+    inserted, reference = host.output("5")["samples"], host.output("33")["samples"]
+    assert torch.equal(inserted, reference)
+    p["31"]["inputs"]["x"] = 0.0  # the area matters: moving it changes the result
+    ok, events, _ = host.run(p)
+    assert ok and not torch.equal(host.output("5")["samples"], inserted)
