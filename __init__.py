@@ -1,8 +1,6 @@
 """PCI for ComfyUI: Prompt-Conditioned Intervention nodes. ComfyUI calls comfy_entrypoint; the
 nodes (and everything they import) load only then, so importing this package has no side effects."""
 
-WEB_DIRECTORY = None
-
 
 async def comfy_entrypoint():
     from comfy_api.latest import ComfyExtension

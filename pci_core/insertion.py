@@ -23,12 +23,10 @@ DenoiseWith = Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]
 class EvalCounter:
     """Rows passed to the model (one row = one conditioned evaluation, before CFG doubling)."""
     rows: int = 0
-    calls: int = 0
     per_call: list[int] = field(default_factory=list)
 
     def add(self, n: int) -> None:
         self.rows += n
-        self.calls += 1
         self.per_call.append(n)
 
 

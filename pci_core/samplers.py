@@ -95,7 +95,6 @@ def sample_dpmpp_2m(denoise: Denoiser, x, sigmas, callback=None, noise_sampler=N
 
 
 SAMPLERS = {"euler": sample_euler, "euler_ancestral": sample_euler_ancestral, "dpmpp_2m": sample_dpmpp_2m}
-STOCHASTIC = {"euler_ancestral"}
 
 
 def get_sampler(name: str):
