@@ -20,7 +20,8 @@ import comfy.sd
 import comfy.supported_models_base
 import folder_paths
 
-from ..pci_core import demo_model, insertion, schedule
+from ..pci_core import insertion, schedule
+from ..pci_core.demo import demo_model
 
 # ---------------------------------------------------------------- demo model as MODEL / CLIP / VAE
 
@@ -166,7 +167,7 @@ class ConceptInsertionGuider(comfy.samplers.CFGGuider):
                 positive = self.conds.get("concept" if use_concept else "positive")
                 return comfy.samplers.sampling_function(self.inner_model, rows_x, rows_sigma, self.conds.get("negative"),
                                                         positive, self.cfg, model_options=model_options, seed=seed)
-            self._branching = insertion.branching_denoiser(denoise_with, self.boundaries.to(x.device), self.lineage.to(x.device),
+            self._branching = insertion.branching_denoiser(denoise_with, self.boundaries, self.lineage,
                                                            self.max_batch, self.counter)
         return self._branching(x, timestep)
 

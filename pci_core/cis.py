@@ -1,12 +1,26 @@
-"""Concept Insertion Success: CIS(k) over seeds, and where it crosses a level (tau50)."""
+"""Concept Insertion Success: CIS(k) over seeds, its uncertainty, and where it crosses a level.
+
+A CIS run measures, for seeds s and insertion steps k, whether the judge sees the concept in the
+final image (decisions (S, K), from scores and a threshold). From it:
+- CIS(k) = successes / n per k, with a Wilson 95% interval;
+- tau_L (tau50, tau70): the first k where CIS falls through level L, by linear interpolation between
+  neighbouring measured k (the official code's first_crossing), in steps and on the noise axis
+  (schedule.tau_from_sigmas), each with a bootstrap 95% interval over seeds; "never crosses" is None;
+- the controls: CIS at k = 0 (concept from the start: can the model draw it, can the judge see it?)
+  and at k = T (base only: the judge's false-positive rate).
+"""
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-import torch
 
-from . import demo_model, pipeline, schedule, world
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
+LEVELS = (0.5, 0.7)
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
 
 
 def cis_curve(decisions: np.ndarray) -> np.ndarray:
@@ -14,9 +28,20 @@ def cis_curve(decisions: np.ndarray) -> np.ndarray:
     return np.asarray(decisions, dtype=np.float64).mean(axis=0)
 
 
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (Wilson 1927); (0, 1) when n = 0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def first_crossing(xs: Sequence[float], ys: Sequence[float], level: float = 0.5) -> float | None:
-    """First x where ys falls through level, by linear interpolation between neighbouring points
-    (the official code's first_crossing); None if it never does."""
+    """First x where ys falls through level (ys[i] >= level > ys[i+1]), by linear interpolation
+    between neighbouring points; None if it never does. CIS falls with k, so this is the official
+    first_crossing read along falling CIS."""
     for i in range(len(ys) - 1):
         y0, y1 = ys[i], ys[i + 1]
         if y0 >= level > y1:
@@ -24,28 +49,171 @@ def first_crossing(xs: Sequence[float], ys: Sequence[float], level: float = 0.5)
     return None
 
 
-def concept_attributes(base: str, concept: str) -> dict[str, str]:
-    """What the rule judge looks for: the concept's attributes that the base does not already name
-    with the same value (all of the concept's when they name the same)."""
-    b, c = world.parse_prompt(base), world.parse_prompt(concept)
-    if not c:
-        raise ValueError(f"concept {concept!r} names no attribute of the demo world")
-    changed = {a: v for a, v in c.items() if b.get(a) != v}
-    return changed or c
+def bootstrap_crossing(decisions: np.ndarray, xs: Sequence[float], level: float = 0.5,
+                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
+    """Percentile 95% interval of first_crossing over seeds resampled with replacement (fixed RNG
+    seed, so the same data give the same interval). never = share of resamples that never cross;
+    the interval is over the resamples that do (None when fewer than half of them do)."""
+    decisions = np.asarray(decisions, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, decisions.shape[0], size=(resamples, decisions.shape[0]))
+    curves = decisions[picks].mean(axis=1)  # (resamples, K)
+    found = [c for c in (first_crossing(xs, curve, level) for curve in curves) if c is not None]
+    never = 1.0 - len(found) / resamples
+    if len(found) < resamples / 2:
+        return {"low": None, "high": None, "never": never}
+    low, high = np.percentile(found, [2.5, 97.5])
+    return {"low": float(low), "high": float(high), "never": never}
 
 
-@torch.no_grad()
-def demo_sweep(model: demo_model.DemoModel, base: str, concept: str, seeds: Sequence[int],
-               settings: pipeline.SamplerSettings = pipeline.SamplerSettings(), max_batch: int | None = None) -> dict:
-    """Every seed x every k on the demo model, judged by the pixel judge: images, decisions, CIS, tau50."""
-    ks = list(range(settings.steps + 1))
-    latents = pipeline.insertion_latents(model, base, concept, seeds, ks, settings, max_batch=max_batch)
-    images = model.decode(latents.reshape(-1, *latents.shape[2:])).numpy()
-    wanted = concept_attributes(base, concept)
-    decisions = world.judge_batch(images, wanted).reshape(len(seeds), len(ks))
-    curve = cis_curve(decisions)
-    tau = schedule.tau_from_sigmas(pipeline.sigmas_for(settings)).numpy()
-    tau_k = np.append(tau, 1.0)  # k = T: base only, the clean end of the noise axis
-    return {"ks": ks, "images": images.reshape(len(seeds), len(ks), *images.shape[1:]), "decisions": decisions,
-            "cis": curve, "tau": tau_k, "judged": wanted,
-            "tau50_step": first_crossing(ks, curve), "tau50": first_crossing(tau_k, curve)}
+def valid_seed_mask(decisions: np.ndarray, ks: Sequence[int], steps: int) -> np.ndarray:
+    """The official runner's seed filter: keep seeds whose k = 0 image shows the concept and whose
+    k = steps image does not (both controls must have been measured)."""
+    ks = list(ks)
+    if 0 not in ks or steps not in ks:
+        raise ValueError(f"the valid-seed filter needs k = 0 and k = {steps} among the measured steps {ks}")
+    d = np.asarray(decisions, dtype=bool)
+    return d[:, ks.index(0)] & ~d[:, ks.index(steps)]
+
+
+@dataclass
+class CISResult:
+    """Everything a CIS run measured, self-describing (what CISSweep returns as CIS_RESULT and writes
+    as results.json). Rows are seeds, columns the measured insertion steps ks (sorted)."""
+    seeds: list[int]
+    ks: list[int]
+    steps: int
+    sigmas: list[float]              # the whole schedule, steps + 1 values (k indexes it)
+    scores: np.ndarray               # (S, K) judge scores in [0, 1]
+    threshold: float                 # decision = score >= threshold
+    concept: str                     # the text the judge looked for
+    settings: dict = field(default_factory=dict)  # sampler, scheduler, cfg, prompts, model, judge, ...
+
+    def __post_init__(self):
+        self.scores = np.asarray(self.scores, dtype=np.float64).reshape(len(self.seeds), len(self.ks))
+        if list(self.ks) != sorted(set(self.ks)):
+            raise ValueError(f"ks must be sorted and distinct, got {self.ks}")
+        if len(self.sigmas) != self.steps + 1:
+            raise ValueError(f"sigmas: {len(self.sigmas)} values for {self.steps} steps (need steps + 1)")
+
+    @property
+    def decisions(self) -> np.ndarray:
+        return self.scores >= self.threshold
+
+    @property
+    def tau(self) -> np.ndarray:
+        """Noise-axis position of each measured k (schedule.tau_from_sigmas, computed here in numpy)."""
+        return tau_axis(self.sigmas)[self.ks]
+
+    def to_json(self) -> dict:
+        return {"seeds": [int(s) for s in self.seeds], "ks": [int(k) for k in self.ks], "steps": self.steps,
+                "sigmas": [float(s) for s in self.sigmas], "threshold": self.threshold, "concept": self.concept,
+                "settings": self.settings,
+                "scores": [[float(v) for v in row] for row in self.scores]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "CISResult":
+        return cls(seeds=list(data["seeds"]), ks=list(data["ks"]), steps=int(data["steps"]),
+                   sigmas=list(data["sigmas"]), scores=np.asarray(data["scores"], dtype=np.float64).reshape(
+                       len(data["seeds"]), len(data["ks"])), threshold=float(data["threshold"]),
+                   concept=data["concept"], settings=dict(data.get("settings", {})))
+
+    def select_seeds(self, mask: np.ndarray) -> "CISResult":
+        mask = np.asarray(mask, dtype=bool)
+        return CISResult([s for s, m in zip(self.seeds, mask) if m], list(self.ks), self.steps, list(self.sigmas),
+                         self.scores[mask], self.threshold, self.concept, dict(self.settings))
+
+
+def tau_axis(sigmas: Sequence[float]) -> np.ndarray:
+    """numpy twin of schedule.tau_from_sigmas (one value per k = 0..T), so statistics need no torch."""
+    s = np.asarray(sigmas, dtype=np.float64)
+    if len(s) < 2:
+        return np.zeros(len(s))
+    if s[-1] <= 0:
+        positive = s[:-1]
+        last = positive[-1] ** 2 / positive[-2] if len(positive) > 1 else positive[-1] / 2
+        s = np.append(positive, last)
+    v = -np.log(s ** 2)
+    return (v - v[0]) / (v[-1] - v[0])
+
+
+def summarize(result: CISResult, levels: Sequence[float] = LEVELS, resamples: int = BOOTSTRAP_RESAMPLES,
+              valid_seeds_only: bool = False) -> dict:
+    """The statistics of a run: per-k rows, crossings with bootstrap intervals, controls, warnings."""
+    dropped = 0
+    if valid_seeds_only:
+        mask = valid_seed_mask(result.decisions, result.ks, result.steps)
+        dropped = int((~mask).sum())
+        result = result.select_seeds(mask)
+    d = result.decisions
+    n = d.shape[0]
+    succ = d.sum(axis=0).astype(int)
+    cis = succ / n if n else np.full(len(result.ks), np.nan)
+    rows = [{"k": k, "tau": float(t), "sigma": float(result.sigmas[k]), "successes": int(s), "n": n,
+             "cis": float(c), "low": wilson_interval(int(s), n)[0], "high": wilson_interval(int(s), n)[1]}
+            for k, t, s, c in zip(result.ks, result.tau, succ, cis)]
+    crossings = {}
+    for level in levels:
+        key = f"tau{round(level * 100)}"
+        if n == 0:
+            crossings[key] = {"step": None, "tau": None, "step_ci": None, "tau_ci": None, "never": 1.0}
+            continue
+        step_ci = bootstrap_crossing(d, result.ks, level, resamples)
+        tau_ci = bootstrap_crossing(d, result.tau, level, resamples)
+        crossings[key] = {"level": level, "step": first_crossing(result.ks, cis, level),
+                          "tau": first_crossing(result.tau, cis, level),
+                          "step_ci": (step_ci["low"], step_ci["high"]), "tau_ci": (tau_ci["low"], tau_ci["high"]),
+                          "never": step_ci["never"]}
+    controls = {"concept_only": float(cis[result.ks.index(0)]) if 0 in result.ks and n else None,
+                "base_only": float(cis[result.ks.index(result.steps)]) if result.steps in result.ks and n else None}
+    warnings = []
+    if n == 0:
+        warnings.append("no seed left to measure (the valid-seed filter dropped all of them)")
+    if controls["concept_only"] is not None and controls["concept_only"] < 0.5:
+        warnings.append(f"control k=0 (concept from the start) is {controls['concept_only']:.2f} < 0.5: the model "
+                        "rarely draws the concept or the judge rarely sees it; the curve says little")
+    if controls["base_only"] is not None and controls["base_only"] > 0.5:
+        warnings.append(f"control k={result.steps} (base only) is {controls['base_only']:.2f} > 0.5: the judge "
+                        "says yes without the concept (false positives); raise the threshold or change the judge text")
+    return {"concept": result.concept, "n_seeds": n, "dropped_seeds": dropped, "rows": rows,
+            "crossings": crossings, "controls": controls, "warnings": warnings, "steps": result.steps}
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "never" if x is None else f"{x:.{digits}f}"
+
+
+def crossing_text(c: dict, steps: int) -> str:
+    """E.g. 'step 5.70 [4.90, 6.80] of 20, noise axis 0.237 [0.21, 0.27]' or 'never crosses'."""
+    if c["step"] is None:
+        return f"never crosses (in {c['never']:.0%} of resamples)"
+    ci = lambda lo_hi, d: "[?]" if lo_hi[0] is None else f"[{lo_hi[0]:.{d}f}, {lo_hi[1]:.{d}f}]"
+    return (f"step {c['step']:.2f} {ci(c['step_ci'], 2)} of {steps}, noise axis {c['tau']:.3f} {ci(c['tau_ci'], 3)}")
+
+
+def table(summary: dict) -> str:
+    """A plain-text table of a summary (what the STRING output and cis.csv's readers see)."""
+    lines = [f"CIS of {summary['concept']!r} over {summary['n_seeds']} seeds"
+             + (f" ({summary['dropped_seeds']} dropped by the valid-seed filter)" if summary["dropped_seeds"] else ""),
+             "    k    tau   sigma     CIS  95% interval   yes/n"]
+    for r in summary["rows"]:
+        lines.append(f"{r['k']:5d}  {r['tau']:5.3f}  {r['sigma']:6.3f}  {r['cis']:5.2f}  [{r['low']:.2f}, {r['high']:.2f}]"
+                     f"   {r['successes']:3d}/{r['n']}")
+    for key, c in summary["crossings"].items():
+        lines.append(f"{key}: {crossing_text(c, summary['steps'])}")
+    ctl = summary["controls"]
+    lines.append(f"controls: k=0 (concept only) {_fmt(ctl['concept_only'])}, "
+                 f"k={summary['steps']} (base only) {_fmt(ctl['base_only'])}")
+    lines += [f"WARNING: {w}" for w in summary["warnings"]]
+    return "\n".join(lines)
+
+
+CSV_COLUMNS = ("k", "tau", "sigma", "successes", "n", "cis", "low", "high")
+
+
+def csv_text(summary: dict) -> str:
+    """cis.csv: one row per k with the statistics."""
+    lines = [",".join(CSV_COLUMNS)]
+    for r in summary["rows"]:
+        lines.append(",".join(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c]) for c in CSV_COLUMNS))
+    return "\n".join(lines) + "\n"

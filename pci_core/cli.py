@@ -16,7 +16,7 @@ def _save_png(image: np.ndarray, path: Path, upscale: int = 8) -> None:
 
 
 def _settings(args):
-    from .pipeline import SamplerSettings
+    from .demo.pipeline import SamplerSettings
     return SamplerSettings(steps=args.steps, cfg=args.cfg, sampler=args.sampler, scheduler=args.scheduler)
 
 
@@ -29,7 +29,7 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args) -> int:
-    from . import demo_model, pipeline
+    from .demo import demo_model, pipeline
     model = demo_model.load(args.weights)
     seeds = list(range(args.seed, args.seed + args.n))
     t = time.time()
@@ -46,11 +46,11 @@ def cmd_demo(args) -> int:
 
 
 def cmd_cis(args) -> int:
-    from . import cis, demo_model
+    from .demo import demo_model, sweep
     model = demo_model.load(args.weights)
     seeds = list(range(args.seed, args.seed + args.n))
     t = time.time()
-    result = cis.demo_sweep(model, args.base, args.concept, seeds, _settings(args), args.max_batch)
+    result = sweep.demo_sweep(model, args.base, args.concept, seeds, _settings(args), args.max_batch)
     elapsed = time.time() - t
     print(f"CIS over {len(seeds)} seeds, {args.base!r} -> {args.concept!r}, judged on {result['judged']} "
           f"({args.sampler}, {args.steps} steps, {len(seeds) * len(result['ks'])} branches in {elapsed:.1f}s)")
@@ -87,7 +87,7 @@ def _plot_cis(result, args, path: Path) -> None:
 
 
 def cmd_fidelity(args) -> int:
-    from . import demo_model, fidelity
+    from .demo import demo_model, fidelity
     model = demo_model.load(args.weights)
     t = time.time()
     scores = fidelity.measure(model, args.samples, settings=_settings(args))
@@ -98,14 +98,14 @@ def cmd_fidelity(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import train
+    from .demo import train
     overrides = {k: v for k, v in (("steps", args.train_steps), ("ae_steps", args.ae_steps)) if v is not None}
     train.main(out=Path(args.out), seed=args.seed, **overrides)
     return 0
 
 
 def cmd_bench(args) -> int:
-    from . import bench
+    from .demo import bench
     torch_threads(args.threads)
     rows = bench.run(args.seeds, args.steps, tuple(args.samplers.split(",")), args.max_batch, weights=args.weights)
     print(bench.report(rows, args.seeds, args.steps))
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_fidelity)
 
     p = sub.add_parser("train", help="train the demo model from scratch (CPU, about 20 min)")
-    from .demo_model import DEFAULT_WEIGHTS
+    from .demo.demo_model import DEFAULT_WEIGHTS
     p.add_argument("--out", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--train-steps", type=int, default=None, help="diffusion steps (default: train.main's)")
     p.add_argument("--ae-steps", type=int, default=None, help="autoencoder steps (default: train.main's)")

@@ -53,19 +53,25 @@ def branching_denoiser(denoise_with: DenoiseWith, boundaries: torch.Tensor, line
     far); each call evaluates one representative per (lineage, conditioning) and broadcasts it, so
     a branch that has not switched yet costs nothing beyond its seed's trunk. Distinct rows go to
     the model in chunks of at most max_batch rows (memory stays flat as branches grow).
+
+    Which rows use the concept is decided on the host in float64 (boundaries and lineage stay on
+    the CPU): exact on every device, MPS (no float64) included, at one tiny device-to-host copy of
+    the sigmas per call. Only row indices travel to x's device; sigma reaches the model unchanged.
     """
     if max_batch is not None and max_batch < 1:
         raise ValueError(f"max_batch={max_batch}: must be at least 1")
-    state = {"lineage": lineage.clone()}
+    boundaries = boundaries.detach().to("cpu", torch.float64)
+    state = {"lineage": lineage.detach().to("cpu", torch.long).clone()}
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        sigma_rows = sigma.reshape(-1).expand(x.shape[0]).to(boundaries.dtype)
-        use_concept = sigma_rows < boundaries
+        n = x.shape[0]
+        sigma_rows = sigma.reshape(-1).expand(n)
+        use_concept = sigma_rows.detach().to("cpu", torch.float64) < boundaries
         keys = state["lineage"] * 2 + use_concept.long()
         unique_keys, inverse = torch.unique(keys, return_inverse=True)
         # First row of each key is its representative.
-        first = torch.full((len(unique_keys),), x.shape[0], dtype=torch.long)
-        first.scatter_reduce_(0, inverse, torch.arange(x.shape[0]), reduce="amin")
+        first = torch.full((len(unique_keys),), n, dtype=torch.long, device="cpu")
+        first.scatter_reduce_(0, inverse, torch.arange(n, device="cpu"), reduce="amin")
         out = torch.empty((len(unique_keys), *x.shape[1:]), dtype=x.dtype, device=x.device)
         concept_of_key = (unique_keys % 2).bool()
         for flag in (False, True):
@@ -73,12 +79,12 @@ def branching_denoiser(denoise_with: DenoiseWith, boundaries: torch.Tensor, line
             if len(idx) == 0:
                 continue
             for chunk in idx.split(max_batch or len(idx)):
-                rows = first[chunk]
+                rows = first[chunk].to(x.device)
                 if counter is not None:
                     counter.add(len(rows))
-                out[chunk] = denoise_with(x[rows], sigma_rows[rows].to(x.dtype), flag)
+                out[chunk.to(x.device)] = denoise_with(x[rows], sigma_rows[rows], flag)
         state["lineage"] = inverse
-        return out[inverse]
+        return out[inverse.to(x.device)]
 
     return denoise
 

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from pci_core import cis, demo_model, pipeline
+from pci_core import cis
+from pci_core.demo import demo_model, pipeline, sweep
 
 
 def test_first_crossing_interpolates_linearly():
@@ -17,15 +18,15 @@ def test_cis_is_the_fraction_of_seeds_per_step():
 
 
 def test_judged_attributes_are_what_the_concept_changes():
-    assert cis.concept_attributes("a red circle", "a blue circle") == {"colour": "blue"}
-    assert cis.concept_attributes("a red circle", "a red circle") == {"colour": "red", "shape": "circle"}
+    assert sweep.concept_attributes("a red circle", "a blue circle") == {"colour": "blue"}
+    assert sweep.concept_attributes("a red circle", "a red circle") == {"colour": "red", "shape": "circle"}
     with pytest.raises(ValueError, match="names no attribute"):
-        cis.concept_attributes("a red circle", "a photo")
+        sweep.concept_attributes("a red circle", "a photo")
 
 
 def test_colour_curve_falls_from_one_to_zero_on_the_demo_model():
     model = demo_model.load()
-    result = cis.demo_sweep(model, "a red circle on the left", "a blue circle on the left", range(8),
+    result = sweep.demo_sweep(model, "a red circle on the left", "a blue circle on the left", range(8),
                             pipeline.SamplerSettings(steps=10))
     curve = result["cis"]
     assert curve.shape == (11,) and curve[0] >= 0.875 and curve[-1] <= 0.125

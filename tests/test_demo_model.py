@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from pci_core import demo_model, fidelity, pipeline, world
+from pci_core.demo import demo_model, fidelity, pipeline, world
 
 
 @pytest.fixture(scope="module")

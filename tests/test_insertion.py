@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from pci_core import demo_model, insertion, pipeline, samplers, schedule
+from pci_core import insertion, samplers, schedule
+from pci_core.demo import demo_model, pipeline
 
 BASE, CONCEPT = "a red circle", "a blue square"
 
@@ -79,7 +80,7 @@ def test_insert_step_accepts_steps_and_fractions_and_names_bad_values():
 
 def test_concept_takes_over_for_early_insertions(model):
     """PCI's premise on the demo world: inserting the concept early shows it, late keeps the base."""
-    from pci_core import world
+    from pci_core.demo import world
     settings = pipeline.SamplerSettings(steps=10)
     images = model.decode(pipeline.insertion_latents(model, "a red circle", "a blue circle", range(8), [0, 10],
                                                      settings).reshape(-1, 4, 8, 8)).numpy()

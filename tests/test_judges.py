@@ -1,6 +1,5 @@
 """Judges: the rule judge on rendered ground truth; CLIP and VQA plumbing on tiny random models built here
 (no download, no hub); input checks and their messages; the loader's cache."""
-import json
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing here may reach the hub
@@ -10,14 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from pci_core import judges, world
+from pci_core import judges
+from pci_core.demo import world
+from pci_core.judges import tiny
+from pci_core.judges.clip import _tensor_preprocess
+from pci_core.judges.rule import RuleJudge
 
-TINY_CLIP = "pci-test-tiny-clip"
-TINY_CLIP_CONFIG = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
-}
+TINY_CLIP = tiny.TINY_CLIP
 
 
 def random_images(n, h=40, w=48, seed=0):
@@ -44,7 +42,7 @@ def test_rule_judge_reads_every_attribute_value_on_rendered_images(rendered):
 
 def test_rule_judge_full_prompts_and_wrong_ones(rendered):
     images, attrs = rendered
-    judge = judges.RuleJudge()
+    judge = RuleJudge()
     for image, a in zip(images, attrs):
         assert judge.score(image, world.make_prompt(a)).item() == 1.0
         other = next(v for v in world.ATTRIBUTES["colour"] if v != a["colour"])
@@ -53,7 +51,7 @@ def test_rule_judge_full_prompts_and_wrong_ones(rendered):
 
 def test_rule_judge_concept_errors(rendered):
     images, _ = rendered
-    judge = judges.RuleJudge()
+    judge = RuleJudge()
     with pytest.raises(ValueError, match="names no demo-world attribute.*colour: red"):
         judge.score(images, "a photo of the shape")
     with pytest.raises(ValueError, match=r"concept: .*unknown word.*'purple'"):
@@ -74,12 +72,12 @@ def test_rule_judge_concept_errors(rendered):
 ])
 def test_non_image_inputs_are_refused_with_what_is_expected(images, message):
     with pytest.raises(ValueError, match=r"images: expected ComfyUI IMAGE.*" + message):
-        judges.RuleJudge().score(images, "red")
+        RuleJudge().score(images, "red")
 
 
 def test_numpy_and_single_images_are_accepted(rendered):
     images, attrs = rendered
-    judge = judges.RuleJudge()
+    judge = RuleJudge()
     assert judge.score(images[0].numpy(), attrs[0]["shape"]).shape == (1,)
     assert judge.score(images[:3].numpy(), "red").shape == (3,)
 
@@ -87,11 +85,11 @@ def test_numpy_and_single_images_are_accepted(rendered):
 @pytest.mark.parametrize("concept", ["", "   ", None, 3])
 def test_empty_or_non_text_concept_is_refused(concept):
     with pytest.raises(ValueError, match="concept"):
-        judges.RuleJudge().score(torch.rand(1, 8, 8, 3), concept)
+        RuleJudge().score(torch.rand(1, 8, 8, 3), concept)
 
 
 def test_threshold_semantics():
-    judge = judges.RuleJudge()
+    judge = RuleJudge()
     scores = torch.tensor([0.2, 0.5, 0.7, 1.0])
     assert judge.decide(scores).tolist() == [False, True, True, True]  # a score at the threshold is a yes
     assert judge.decide(scores, 0.7).tolist() == [False, False, True, True]
@@ -128,21 +126,11 @@ def test_summary_and_annotation():
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
-    import open_clip
-    from safetensors.torch import save_file
-
     folder = tmp_path_factory.mktemp("pci_judges")
-    config = folder / "configs" / f"{TINY_CLIP}.json"
-    config.parent.mkdir()
-    config.write_text(json.dumps(TINY_CLIP_CONFIG))
-    open_clip.add_model_config(config)
-    torch.manual_seed(0)
-    model = open_clip.create_model(TINY_CLIP, pretrained=None)
-    with torch.no_grad():
-        model.logit_scale.fill_(np.log(30.0))
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / "tiny.safetensors"))
-    torch.save(state, folder / "tiny.pt")
+    tiny.register_tiny_clip(folder)
+    path = tiny.save_clip(TINY_CLIP, folder, logit_scale=30.0, also_pt=True)
+    path.rename(folder / "tiny.safetensors")
+    path.with_suffix(".pt").rename(folder / "tiny.pt")
     return folder
 
 
@@ -214,7 +202,7 @@ def test_tensor_preprocessing_follows_open_clip_transform(cfg):
     images = random_images(2, h=45, w=60, seed=5)
     pil = image_transform_v2(PreprocessCfg(**cfg), is_train=False)
     expected = torch.stack([pil(Image.fromarray((im.numpy() * 255).round().astype(np.uint8))) for im in images])
-    got = judges._tensor_preprocess(cfg)(images.permute(0, 3, 1, 2))
+    got = _tensor_preprocess(cfg)(images.permute(0, 3, 1, 2))
     assert got.shape == expected.shape
     assert (got - expected).abs().mean() < 0.02  # PIL and torch resample a little differently (and uint8)
 
@@ -284,48 +272,10 @@ def test_clip_checkpoint_with_pickled_code_is_refused(tmp_path):
 
 # ---------------------------------------------------------------- vqa judge on a tiny random Qwen2.5-VL
 
-SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-           "<|image_pad|>", "<|video_pad|>"]
-WORDS = ["[UNK]", "yes", "no", "Yes", "No", "is", "the", "red", "circle", "visible", "in", "image", "?", "answer",
-         "or", ".", "user", "assistant"]
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
-    "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}"
-    "{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
-
 @pytest.fixture(scope="module")
 def vqa_dir(tmp_path_factory):
     """A Qwen2.5-VL of a few thousand parameters, with a word-level tokenizer and Qwen's image processor."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
-                              Qwen2_5_VLProcessor, Qwen2VLImageProcessor)
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
-
-    vocab = {t: i for i, t in enumerate(SPECIAL + WORDS)}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="<|endoftext|>",
-                                        eos_token="<|im_end|>", additional_special_tokens=SPECIAL[1:])
-    processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=56 * 56),
-                                    tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(),
-                                    chat_template=CHAT_TEMPLATE)
-    config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 4]},
-                         bos_token_id=vocab["<|endoftext|>"], eos_token_id=vocab["<|im_end|>"],
-                         pad_token_id=vocab["<|endoftext|>"]),
-        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
-                           fullatt_block_indexes=[1], window_size=56),
-        image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
-        vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"])
-    torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    folder = tmp_path_factory.mktemp("pci_judges_vqa") / "tiny-qwen2.5-vl"
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
+    return tiny.save_tiny_vqa(tmp_path_factory.mktemp("pci_judges_vqa"))
 
 
 @pytest.fixture(scope="module")

@@ -49,8 +49,15 @@ def test_insertion_boundary_lies_strictly_between_the_steps():
 
 
 def test_tau_axis_runs_from_noisy_to_clean():
-    tau = schedule.tau_from_sigmas(schedule.make_schedule("normal", SIGMAS, 20))
-    assert tau[0] == 0 and tau[-1] == pytest.approx(1.0) and torch.all(tau[1:] > tau[:-1])
+    sigmas = schedule.make_schedule("normal", SIGMAS, 20)
+    tau = schedule.tau_from_sigmas(sigmas)
+    assert len(tau) == 21 and tau[0] == 0 and tau[-1] == pytest.approx(1.0) and torch.all(tau[1:] > tau[:-1])
+    # normalised -log sigma^2 between steps: equal log-sigma ratios give equal tau gaps
+    v = -torch.log(sigmas[:-1].double() ** 2)
+    gaps = (v[1:] - v[:-1]) / (tau[1:20] - tau[:19]).double()
+    assert torch.allclose(gaps, gaps[0].expand_as(gaps), rtol=1e-4)
+    # k = T sits one last-step spacing beyond k = T-1, not on top of it
+    assert float(tau[20] - tau[19]) == pytest.approx(float(tau[19] - tau[18]), rel=1e-4)
 
 
 # A Gaussian world: data ~ N(0, 1) per element has the exact denoiser E[x0 | x] = x / (1 + sigma^2),

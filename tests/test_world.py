@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pci_core import world
+from pci_core.demo import world
 
 
 @pytest.mark.parametrize("size", [32, 64])

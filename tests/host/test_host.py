@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from pci_core import demo_model, pipeline, world
+from pci_core.demo import demo_model, pipeline, world
 
 PACK_NODES = ["PCIDemoModelLoader", "ConceptInsertionSampler", "PCIJudgeLoader", "CISJudge"]
 NEG = ""

@@ -10,7 +10,8 @@ import time
 
 import torch
 
-from . import demo_model, insertion, pipeline
+from .. import insertion
+from . import demo_model, pipeline
 
 
 def official_loop(model, base, concept, seeds, ks, settings, counter):

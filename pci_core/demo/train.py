@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import demo_model, schedule, world
+from .. import schedule
+from . import demo_model, world
 
 
 def _prompts(attrs: list[dict[str, str]], rng: np.random.Generator, keep: float, empty: float) -> list[str]:

@@ -6,7 +6,8 @@ from typing import Sequence
 
 import torch
 
-from . import demo_model, insertion, samplers, schedule
+from .. import insertion, samplers, schedule
+from . import demo_model
 
 LATENT_SHAPE = (4, 8, 8)
 

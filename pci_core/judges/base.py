@@ -1,0 +1,170 @@
+"""The judge interface and input checks shared by every backend.
+
+    judge.score(images, concept, contrast=None) -> float tensor (B,) on the CPU, in [0, 1]
+    judge.decide(scores, threshold=0.5)          -> bool tensor (B,): True where score >= threshold
+
+Images are ComfyUI's IMAGE layout: a float tensor (B, H, W, 3) in [0, 1]; one (H, W, 3) image is a batch of one.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+
+BACKENDS = ("rule", "clip", "vqa")
+DEFAULT_CONTRAST = "a photo"
+DEFAULT_CLIP_TEMPLATES = ("a photo of {}.",)
+DEFAULT_VQA_QUESTION = "Is the {concept} visible in the image? Answer yes or no."
+YES_WORDS = ("yes", "Yes", "YES")  # P(yes) sums the probability of every spelling that is one token
+NO_WORDS = ("no", "No", "NO")
+RANGE_TOLERANCE = 1e-3  # image values this far outside [0, 1] are clamped (float round-off), farther is an error
+
+
+def require(module: str, package: str, backend: str):
+    """Import an optional dependency of a backend, or say which package to install where."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(f"the {backend} judge needs the Python package {package!r} ({e}); install it into the "
+                          f"Python that runs ComfyUI: python -m pip install {package}") from e
+
+
+def as_image_batch(images: Any) -> torch.Tensor:
+    """images as a float32 tensor (B, H, W, 3) in [0, 1]; ValueError naming what is wrong otherwise."""
+    expected = "expected ComfyUI IMAGE: a float tensor (B, H, W, 3) or (H, W, 3) with values in [0, 1]"
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"images: {expected}; got {type(images).__name__}")
+    if images.ndim == 3:
+        images = images.unsqueeze(0)
+    if images.ndim != 4:
+        raise ValueError(f"images: {expected}; got shape {tuple(images.shape)} ({images.ndim} dimensions)")
+    if images.shape[-1] != 3:
+        hint = "; it looks channel-first, use images.permute(0, 2, 3, 1)" if images.shape[1] == 3 else ""
+        raise ValueError(f"images: {expected}; got shape {tuple(images.shape)}: the last dimension must be "
+                         f"the 3 RGB channels{hint}")
+    if 0 in images.shape:
+        raise ValueError(f"images: {expected}; got an empty batch or image, shape {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise ValueError(f"images: {expected}; got dtype {images.dtype} (8-bit images: divide by 255.0)")
+    images = images.float()
+    if not torch.isfinite(images).all():
+        raise ValueError(f"images: {expected}; got NaN or infinite values")
+    low, high = images.min().item(), images.max().item()
+    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise ValueError(f"images: {expected}; got values in [{low:.3g}, {high:.3g}] "
+                         f"(images in [-1, 1] map to [0, 1] by (x + 1) / 2)")
+    return images.clamp(0.0, 1.0).contiguous()
+
+
+def check_text(text: Any, name: str) -> str:
+    """A non-blank string, stripped; ValueError naming the input otherwise."""
+    if not isinstance(text, str):
+        raise ValueError(f"{name}: expected a non-empty string such as 'a red circle'; got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError(f"{name}: empty; give the words to judge, such as 'a red circle'")
+    return text.strip()
+
+
+def check_threshold(threshold: Any) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold {threshold!r}: expected a number in [0, 1] "
+                         f"(a score >= threshold counts as yes)")
+    return float(threshold)
+
+
+def check_backend(backend: Any) -> str:
+    name = backend.strip().lower() if isinstance(backend, str) else backend
+    if name not in BACKENDS:
+        raise ValueError(f"judge backend {backend!r}: valid backends are {', '.join(BACKENDS)}")
+    return name
+
+
+def check_device(device: Any) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device {device!r}: expected a torch device such as 'cpu', 'cuda' or 'cuda:0' "
+                         f"({e})") from None
+
+
+def decide(scores: Any, threshold: float = 0.5) -> torch.Tensor:
+    """Yes/no per image: True where score >= threshold (a score equal to the threshold is a yes)."""
+    threshold = check_threshold(threshold)
+    return torch.as_tensor(scores, dtype=torch.float32) >= threshold
+
+
+def check_templates(templates: Any, slot: str, name: str) -> tuple[str, ...]:
+    """Templates as a non-empty tuple of strings that each contain the slot."""
+    if isinstance(templates, str):
+        templates = (templates,)
+    templates = tuple(templates or ())
+    bad = [t for t in templates if not isinstance(t, str) or slot not in t]
+    if not templates or bad:
+        example = DEFAULT_CLIP_TEMPLATES[0] if slot == "{}" else DEFAULT_VQA_QUESTION
+        raise ValueError(f"{name}: each must be a string containing {slot!r}, e.g. {example!r}; "
+                         f"got {list(bad or templates)}")
+    return templates
+
+
+class Judge:
+    """Base of every judge: checks inputs, then asks the backend's _score for (B,) scores in [0, 1]."""
+
+    name = "judge"
+
+    def score(self, images: Any, concept: str, contrast: str | None = None) -> torch.Tensor:
+        """Scores (B,) float32 on the CPU, in [0, 1]: how much each image shows the concept.
+        contrast (e.g. the base prompt) is what the concept is told apart from; None or blank uses the
+        backend's default. The rule and vqa judges ignore it."""
+        batch = as_image_batch(images)
+        concept = check_text(concept, "concept")
+        if contrast is None or (isinstance(contrast, str) and not contrast.strip()):
+            contrast = None  # the backend's default
+        else:
+            contrast = check_text(contrast, "contrast")
+        with torch.no_grad():
+            scores = self._score(batch, concept, contrast)
+        return scores.detach().float().cpu().clamp(0.0, 1.0)
+
+    def decide(self, scores: Any, threshold: float = 0.5) -> torch.Tensor:
+        """Yes/no per image: True where score >= threshold (a score equal to the threshold is a yes)."""
+        return decide(scores, threshold)
+
+    def _score(self, images: torch.Tensor, concept: str, contrast: str | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.describe()})"
+
+    def describe(self) -> str:
+        return self.name
+
+
+def summarize(concept: str, scores: torch.Tensor, decisions: torch.Tensor, threshold: float) -> str:
+    """E.g. "3/4 images show 'red' (threshold 0.50); scores 0.98 0.91 0.12 0.99"."""
+    return (f"{int(decisions.sum())}/{len(decisions)} images show {concept!r} (threshold {threshold:.2f}); "
+            f"scores {' '.join(f'{s:.2f}' for s in scores.tolist())}")
+
+
+def annotate(images: Any, scores: torch.Tensor, decisions: torch.Tensor) -> torch.Tensor:
+    """Each image with its score drawn in a strip along the top: a bar as long as the score (green yes,
+    red no) and the number. Pixels below the strip are left exactly as they were; shape (B, H, W, 3)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    out = as_image_batch(images).clone()
+    _, h, w, _ = out.shape
+    bar = min(h, max(3, h // 10))
+    font = ImageFont.load_default(size=max(8, bar - 2)) if bar >= 10 else None  # too small to read below
+    for image, score, yes in zip(out, scores.tolist(), decisions.tolist()):
+        strip = Image.new("RGB", (w, bar), (20, 20, 20))
+        draw = ImageDraw.Draw(strip)
+        if round(score * w) > 0:
+            draw.rectangle([0, 0, round(score * w) - 1, bar - 1], fill=(40, 180, 60) if yes else (200, 50, 40))
+        if font is not None:
+            draw.text((2, 0), f"{score:.2f} {'yes' if yes else 'no'}", fill=(255, 255, 255), font=font)
+        image[:bar] = torch.from_numpy(np.asarray(strip, dtype=np.float32) / 255.0).to(image.device)
+    return out
