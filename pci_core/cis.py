@@ -35,7 +35,10 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # the bounds are exactly 0 at no successes and 1 at all; rounding would leave 1e-17 off
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
 
 
 def first_crossing(xs: Sequence[float], ys: Sequence[float], level: float = 0.5) -> float | None:
@@ -90,9 +93,17 @@ class CISResult:
     settings: dict = field(default_factory=dict)  # sampler, scheduler, cfg, prompts, model, judge, ...
 
     def __post_init__(self):
+        # plain Python numbers, so the record serialises as JSON whatever the caller passed (numpy, torch)
+        self.seeds, self.ks = [int(s) for s in self.seeds], [int(k) for k in self.ks]
+        self.steps, self.threshold = int(self.steps), float(self.threshold)
+        self.sigmas = [float(s) for s in self.sigmas]
         self.scores = np.asarray(self.scores, dtype=np.float64).reshape(len(self.seeds), len(self.ks))
-        if list(self.ks) != sorted(set(self.ks)):
+        if self.ks != sorted(set(self.ks)):
             raise ValueError(f"ks must be sorted and distinct, got {self.ks}")
+        if self.ks and not 0 <= self.ks[0] <= self.ks[-1] <= self.steps:
+            raise ValueError(f"ks must lie in 0..steps = 0..{self.steps}, got {self.ks}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds}")
         if len(self.sigmas) != self.steps + 1:
             raise ValueError(f"sigmas: {len(self.sigmas)} values for {self.steps} steps (need steps + 1)")
 
@@ -145,7 +156,9 @@ def summarize(result: CISResult, levels: Sequence[float] = LEVELS, resamples: in
         mask = valid_seed_mask(result.decisions, result.ks, result.steps)
         dropped = int((~mask).sum())
         result = result.select_seeds(mask)
-    d = result.decisions
+    # rows in seed order: the bootstrap resamples row indices, so the same seeds in another order
+    # (a resumed or merged run) must give the same intervals
+    d = result.decisions[np.argsort(result.seeds, kind="stable")]
     n = d.shape[0]
     succ = d.sum(axis=0).astype(int)
     cis = succ / n if n else np.full(len(result.ks), np.nan)
@@ -156,7 +169,8 @@ def summarize(result: CISResult, levels: Sequence[float] = LEVELS, resamples: in
     for level in levels:
         key = f"tau{round(level * 100)}"
         if n == 0:
-            crossings[key] = {"step": None, "tau": None, "step_ci": None, "tau_ci": None, "never": 1.0}
+            crossings[key] = {"level": level, "step": None, "tau": None, "step_ci": (None, None),
+                              "tau_ci": (None, None), "never": 1.0}
             continue
         step_ci = bootstrap_crossing(d, result.ks, level, resamples)
         tau_ci = bootstrap_crossing(d, result.tau, level, resamples)

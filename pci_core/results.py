@@ -1,0 +1,225 @@
+"""Result files of a CIS run: a run folder with results.json and cis.csv, resumable and mergeable.
+
+A run is identified by its header (everything but the seeds: concept, ks, steps, sigmas, threshold
+and the settings that made the images). Seeds are added in blocks as they finish; after every block
+both files are rewritten atomically (a temporary file in the same folder, then os.replace), so an
+interrupted run leaves either the old or the new file, never half of one. Re-opening the folder with
+the same header resumes (done_seeds); another header, or a file that does not parse, is an error
+that names the file and leaves it untouched. Shards of one run (seed blocks from several machines)
+combine with merge_runs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import __version__, cis
+
+FORMAT = "pci-cis-results"
+VERSION = 1
+RESULTS_FILE = "results.json"
+CSV_FILE = "cis.csv"
+
+HEADER_KEYS = ("concept", "ks", "steps", "sigmas", "threshold", "settings")
+# The settings that identify a run: two runs whose header (these included) differs in anything are
+# different runs. Prompts that arrive as conditioning may be given as labels; judge = its description
+# (backend, weights, contrast text); latent_size = [height, width] of the latent.
+SETTINGS_KEYS = ("model", "sampler", "scheduler", "cfg", "base_prompt", "concept_prompt", "negative_prompt",
+                 "judge", "latent_size")
+
+
+def normalize_header(header: dict) -> dict:
+    """The header as it reads back from JSON (lists, plain numbers), checked: the keys HEADER_KEYS,
+    settings with at least SETTINGS_KEYS, ks/steps/sigmas consistent (as CISResult checks them)."""
+    if not isinstance(header, dict):
+        raise ValueError(f"header must be a dict with keys {list(HEADER_KEYS)}, got {type(header).__name__}")
+    missing, unknown = [k for k in HEADER_KEYS if k not in header], [k for k in header if k not in HEADER_KEYS]
+    if missing or unknown:
+        raise ValueError(f"header: missing keys {missing}, unknown keys {unknown}; a header has exactly "
+                         f"{list(HEADER_KEYS)} (the seeds are not part of it)")
+    settings = header["settings"]
+    if not isinstance(settings, dict) or any(k not in settings for k in SETTINGS_KEYS):
+        have = list(settings) if isinstance(settings, dict) else settings
+        raise ValueError(f"header['settings'] must name at least {list(SETTINGS_KEYS)}, got {have}")
+    empty = cis.CISResult([], header["ks"], header["steps"], header["sigmas"], np.zeros((0, len(header["ks"]))),
+                          header["threshold"], str(header["concept"]), dict(settings))
+    out = {"concept": empty.concept, "ks": empty.ks, "steps": empty.steps, "sigmas": empty.sigmas,
+           "threshold": empty.threshold, "settings": settings}
+    try:
+        return json.loads(json.dumps(out))
+    except TypeError as e:
+        raise ValueError(f"header['settings'] must hold JSON values (text, numbers, lists): {e}") from None
+
+
+def header_differences(a: dict, b: dict) -> list[str]:
+    """The keys in which two headers differ, settings by name: e.g. ['steps', 'settings.sampler']."""
+    keys = [k for k in HEADER_KEYS if k != "settings" and a.get(k) != b.get(k)]
+    sa, sb = a.get("settings", {}), b.get("settings", {})
+    return keys + [f"settings.{k}" for k in sorted(set(sa) | set(sb), key=str) if sa.get(k) != sb.get(k)]
+
+
+def results_text(header: dict, seeds: Sequence[int], scores: np.ndarray) -> str:
+    """results.json: the header, then one record per seed on its own line (seed, per-k score and
+    decision), so the file reads and diffs by seed. Floats are written exactly (repr round-trips)."""
+    threshold = header["threshold"]
+    records = [json.dumps({"seed": int(seed), "scores": [float(v) for v in row],
+                           "decisions": [bool(v >= threshold) for v in row]})
+               for seed, row in zip(seeds, np.asarray(scores, dtype=np.float64))]
+    top = {"format": FORMAT, "version": VERSION, "pack_version": __version__, "header": header}
+    records_text = "[" + ("\n  " + ",\n  ".join(records) + "\n ]" if records else "]")
+    return _object_text(top, 1)[:-2] + f',\n "records": {records_text}\n}}\n'
+
+
+def _object_text(d: dict, depth: int) -> str:
+    """JSON of a dict, one key per line and nested dicts likewise; other values on one line."""
+    pad = " " * depth
+    items = [f"{pad}{json.dumps(k)}: " + (_object_text(v, depth + 1) if isinstance(v, dict) and v else json.dumps(v))
+             for k, v in d.items()]
+    return "{\n" + ",\n".join(items) + "\n" + " " * (depth - 1) + "}"
+
+
+def read_results(path: Path) -> tuple[dict, list[int], np.ndarray]:
+    """(header, seeds, scores (S, K)) of a results.json; ValueError naming the file when it is not
+    one (truncated, not JSON, another format, records that disagree with the header)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is corrupt or truncated ({e}); it was left as it is: repair it, move it away "
+                         f"or choose another run name") from None
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"{path} is not a readable PCI result file: {why}; it was left as it is")
+
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise bad(f"'format' is not {FORMAT!r}")
+    if data.get("version") != VERSION:
+        raise bad(f"version {data.get('version')!r}, this pack reads version {VERSION}")
+    try:
+        header = normalize_header(data["header"])
+        records = data["records"]
+        seeds = [int(r["seed"]) for r in records]
+        scores = np.array([[float(v) for v in r["scores"]] for r in records], dtype=np.float64)
+        decisions = [[bool(v) for v in r["decisions"]] for r in records]
+    except (KeyError, TypeError, ValueError) as e:
+        raise bad(f"{type(e).__name__}: {e}") from None
+    if not seeds:
+        scores = np.zeros((0, len(header["ks"])))
+    if scores.shape != (len(seeds), len(header["ks"])) or any(len(d) != len(header["ks"]) for d in decisions):
+        raise bad(f"every record needs {len(header['ks'])} scores and decisions (one per k)")
+    if len(set(seeds)) != len(seeds):
+        raise bad("a seed appears twice")
+    if decisions and not np.array_equal(np.array(decisions, dtype=bool), scores >= header["threshold"]):
+        raise bad(f"the decisions are not score >= threshold {header['threshold']}")
+    return header, seeds, scores
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to path through a temporary file in the same folder and os.replace, so a reader
+    (or a crash) sees the old file or the new one, never a part."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # a plain open: the user's umask applies
+    try:
+        with open(tmp, "x", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def csv_of(result: cis.CISResult) -> str:
+    """cis.csv of a result: the per-k rows of cis.summarize (no crossings: they need no file row)."""
+    return cis.csv_text(cis.summarize(result, levels=()))
+
+
+class RunStore:
+    """A run folder holding results.json and cis.csv (e.g. ComfyUI's output/pci/<run name>/)."""
+
+    def __init__(self, folder: Path, header: dict):
+        self.folder = Path(folder)
+        self.header = normalize_header(header)
+        self.seeds: list[int] = []
+        self.scores = np.zeros((0, len(self.header["ks"])))
+        path = self.folder / RESULTS_FILE
+        if path.exists():
+            stored, seeds, scores = read_results(path)
+            diff = header_differences(stored, self.header)
+            if diff:
+                raise ValueError(f"{path} holds a run with other settings (differing: {', '.join(diff)}); nothing "
+                                 f"was overwritten: use another run name (folder), or the same settings to resume")
+            self.seeds, self.scores = seeds, scores
+            self._repair_csv()
+
+    def done_seeds(self) -> list[int]:
+        """Seeds already in results.json, in the order they were added."""
+        return list(self.seeds)
+
+    def add(self, seeds: Sequence[int], scores: np.ndarray) -> None:
+        """Append finished seeds with their scores (n, K) and rewrite both files atomically."""
+        seeds = [int(s) for s in seeds]
+        scores = np.asarray(scores, dtype=np.float64)
+        k = len(self.header["ks"])
+        if scores.shape != (len(seeds), k):
+            raise ValueError(f"scores: shape {scores.shape}, need ({len(seeds)}, {k}) (one per seed and k)")
+        if not np.isfinite(scores).all():
+            raise ValueError("scores: every score must be a finite number")
+        again = sorted(set(seeds) & set(self.seeds)) + sorted({s for s in seeds if seeds.count(s) > 1})
+        if again:
+            raise ValueError(f"seeds {again} are already in {self.folder / RESULTS_FILE} or given twice")
+        self.seeds = self.seeds + seeds
+        self.scores = np.concatenate([self.scores, scores])
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.folder / RESULTS_FILE, results_text(self.header, self.seeds, self.scores))
+        write_atomic(self.folder / CSV_FILE, csv_of(self.result()))
+
+    def result(self) -> cis.CISResult:
+        """Everything stored so far, seeds in the order added."""
+        h = self.header
+        return cis.CISResult(list(self.seeds), h["ks"], h["steps"], h["sigmas"], self.scores.copy(), h["threshold"],
+                             h["concept"], dict(h["settings"]))
+
+    def _repair_csv(self) -> None:
+        # cis.csv is derived from results.json; a crash between the two replaces leaves it one block
+        # behind, and a resumed run with nothing left to compute would never rewrite it
+        path, text = self.folder / CSV_FILE, csv_of(self.result())
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            write_atomic(path, text)
+
+
+def merge_runs(folders: Sequence[Path]) -> cis.CISResult:
+    """One result from the shards of a run (folders with the same header, disjoint seeds, or the same
+    seed with identical scores), seeds sorted: the same whatever order the folders come in."""
+    folders = [Path(f) for f in folders]
+    if not folders:
+        raise ValueError("merge_runs: no folder given")
+    runs = []
+    for folder in folders:
+        path = folder / RESULTS_FILE
+        if not path.is_file():
+            raise ValueError(f"{folder} has no {RESULTS_FILE}: not a run folder")
+        runs.append(read_results(path))
+    header = runs[0][0]
+    for folder, (other, _, _) in zip(folders[1:], runs[1:]):
+        diff = header_differences(header, other)
+        if diff:
+            raise ValueError(f"cannot merge {folders[0]} and {folder}: their runs differ in {', '.join(diff)}")
+    scores_of: dict[int, np.ndarray] = {}
+    source: dict[int, Path] = {}
+    for folder, (_, seeds, scores) in zip(folders, runs):
+        for seed, row in zip(seeds, scores):
+            if seed in scores_of and not np.array_equal(scores_of[seed], row):
+                raise ValueError(f"seed {seed} is in {source[seed]} and {folder} with different scores: "
+                                 "the shards are not of the same run")
+            scores_of.setdefault(seed, row)
+            source.setdefault(seed, folder)
+    seeds = sorted(scores_of)
+    scores = np.array([scores_of[s] for s in seeds]).reshape(len(seeds), len(header["ks"]))
+    return cis.CISResult(seeds, header["ks"], header["steps"], header["sigmas"], scores, header["threshold"],
+                         header["concept"], dict(header["settings"]))

@@ -1,0 +1,95 @@
+"""The CIS plot and the timeline grid: fixed-size float RGB images that show what they claim to."""
+import copy
+
+import numpy as np
+import pytest
+
+from pci_core import cis, plots
+
+KS = list(range(13))
+SIGMAS = np.linspace(14.6, 0.0, 13).tolist()
+
+
+def summary(lock_low=3, lock_high=9, n=24, concept="a blue circle", seed=0):
+    """Seeds that lock in at a step drawn from [lock_low, lock_high): a curve falling from 1 to 0."""
+    lock = np.random.default_rng(seed).integers(lock_low, lock_high, size=n)
+    d = (np.array(KS)[None, :] < lock[:, None]).astype(float)
+    return cis.summarize(cis.CISResult(list(range(n)), KS, 12, SIGMAS, d, 0.5, concept), resamples=300)
+
+
+def test_cis_plot_is_a_fixed_size_float_image():
+    one = plots.cis_plot([summary()])
+    many = plots.cis_plot([summary(), summary(6, 12, concept="a small square " * 10, seed=1)],
+                          labels=["colour", "size"], title="two concepts")
+    for image in (one, many):
+        assert image.shape == (550, 1000, 3) and image.dtype == np.float32
+        assert 0.0 <= image.min() and image.max() <= 1.0 and image.std() > 0.05
+    assert not np.array_equal(one, many)
+    with pytest.raises(ValueError, match="2 labels for 1 summaries"):
+        plots.cis_plot([summary()], labels=["a", "b"])
+    with pytest.raises(ValueError, match="empty"):
+        plots.cis_plot([])
+
+
+def test_a_crossing_is_marked_where_it_is_and_never_crosses_has_no_marker():
+    crosses = summary()
+    crosses["crossings"].pop("tau70")
+    assert crosses["crossings"]["tau50"]["step"] is not None
+    never = copy.deepcopy(crosses)
+    never["crossings"]["tau50"].update(step=None, tau=None, step_ci=(None, None), tau_ci=(None, None), never=1.0)
+    diff = np.abs(plots.cis_plot([crosses]) - plots.cis_plot([never])).max(axis=2) > 0.1
+    # the same curve and band: the pictures differ in the tau50 marker with its interval (inside the
+    # axes, a compact patch) and in the legend text (right of the axes), nowhere else
+    ys, xs = np.nonzero(diff[:, :650])
+    assert len(ys) > 50, "no tau50 marker drawn"
+    assert xs.max() - xs.min() < 150 and ys.max() - ys.min() < 40
+    assert diff[:, 680:].any()
+    later = copy.deepcopy(crosses)  # the marker sits at its step: 3 steps later is ~3/12 of the axes further right
+    c = later["crossings"]["tau50"]
+    c.update(step=c["step"] + 3, step_ci=(c["step_ci"][0] + 3, c["step_ci"][1] + 3))
+    moved = np.abs(plots.cis_plot([later]) - plots.cis_plot([never])).max(axis=2)[:, :650] > 0.1
+    shift = np.nonzero(moved)[1].mean() - xs.mean()
+    assert 100 < shift < 200, shift
+
+
+def test_timeline_grid_places_each_image_in_its_cell_with_score_frames():
+    rng = np.random.default_rng(0)
+    seeds, ks = [11, 12, 13], [0, 3, 6, 9]
+    images = rng.integers(0, 256, size=(3, 4, 64, 64, 3)).astype(np.float32) / 255  # exact in 8 bits
+    scores = rng.uniform(size=(3, 4))
+    grid = plots.timeline_grid(images, scores, ks, seeds, threshold=0.5, max_rows=2)
+    assert grid.dtype == np.float32 and grid.ndim == 3 and grid.shape[2] == 3 and 0 <= grid.min() <= grid.max() <= 1
+    pixels = (grid * 255).round().astype(np.uint8)
+    corners = {}
+    for i in range(3):
+        for j in range(4):
+            cell = np.repeat(np.repeat((images[i, j] * 255).round().astype(np.uint8), 2, 0), 2, 1)  # 64 px shown at 128
+            corners[i, j] = find(pixels, cell[:100])  # the top of the cell: no text is drawn there
+    assert all(corners[2, j] is None for j in range(4)), "max_rows=2 must leave the third seed out"
+    for i in range(2):
+        for j in range(4):
+            y, x = corners[i, j]
+            assert (y, x) == (corners[i, 0][0], corners[0, j][1])  # a grid: rows share y, columns share x
+            frame = tuple(pixels[y - 1, x - 1])
+            assert frame == (plots.YES if scores[i, j] >= 0.5 else plots.NO)
+    assert corners[0, 1][1] > corners[0, 0][1] + 128 and corners[1, 0][0] > corners[0, 0][0] + 128
+
+
+def find(pixels, patch):
+    """(y, x) where patch occurs exactly in pixels, or None."""
+    ys, xs = np.nonzero(np.all(pixels == patch[0, 0], axis=2))
+    h, w = patch.shape[:2]
+    for y, x in zip(ys, xs):
+        if np.array_equal(pixels[y:y + h, x:x + w], patch):
+            return int(y), int(x)
+    return None
+
+
+def test_timeline_grid_shrinks_large_images_and_rejects_mismatched_input():
+    images = np.random.default_rng(1).uniform(size=(2, 3, 512, 384, 3))
+    grid = plots.timeline_grid(images, np.zeros((2, 3)), [0, 5, 10], [1, 2], 0.5)
+    assert grid.shape[0] < 2 * 300 and grid.shape[1] < 3 * 230 + 200  # cells 256 x 192, not 512 x 384
+    with pytest.raises(ValueError, match="images"):
+        plots.timeline_grid(images[0], np.zeros((2, 3)), [0, 5, 10], [1, 2], 0.5)
+    with pytest.raises(ValueError, match="must match"):
+        plots.timeline_grid(images, np.zeros((2, 3)), [0, 5], [1, 2], 0.5)

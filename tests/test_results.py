@@ -1,0 +1,158 @@
+"""Run folders (results.json + cis.csv): resume, refusals that leave files untouched, merging shards."""
+import json
+
+import numpy as np
+import pytest
+
+from pci_core import cis, results
+
+KS = [0, 2, 4, 6, 8]
+
+
+def header(**settings):
+    base = {"model": "demo", "sampler": "euler", "scheduler": "normal", "cfg": 4.0, "base_prompt": "a red circle",
+            "concept_prompt": "a blue circle", "negative_prompt": "", "judge": "pixel: colour=blue",
+            "latent_size": [8, 8]}
+    return {"concept": "a blue circle", "ks": KS, "steps": 8, "sigmas": np.linspace(14.6, 0.0, 9).tolist(),
+            "threshold": 0.5, "settings": {**base, **settings}}
+
+
+def scores_for(seeds):
+    """Judge-like scores (float32, as judges return them) that fall with k, different per seed."""
+    rng = np.random.default_rng(list(seeds))
+    lock = rng.uniform(1, 8, size=(len(seeds), 1))
+    return np.clip(1.0 - np.array(KS) / lock / 2 + rng.normal(0, 0.1, (len(seeds), len(KS))), 0, 1).astype(np.float32)
+
+
+def files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_resumed_run_writes_the_same_bytes_as_an_uninterrupted_one(tmp_path):
+    seeds = list(range(10))
+    whole = results.RunStore(tmp_path / "whole", header())
+    whole.add(seeds, scores_for(seeds))
+    first = results.RunStore(tmp_path / "resumed", header())
+    first.add(seeds[:4], scores_for(seeds)[:4])
+    again = results.RunStore(tmp_path / "resumed", header())  # a new session on the same folder
+    assert again.done_seeds() == [0, 1, 2, 3]
+    todo = [s for s in seeds if s not in again.done_seeds()]
+    again.add(todo[:3], scores_for(seeds)[4:7])
+    again.add(todo[3:], scores_for(seeds)[7:])
+    assert files(tmp_path / "resumed") == files(tmp_path / "whole")  # no temporary file left behind either
+    assert sorted(files(tmp_path / "whole")) == ["cis.csv", "results.json"]
+
+
+def test_results_json_schema_and_exact_scores(tmp_path):
+    store = results.RunStore(tmp_path, header())
+    store.add([7, 3], scores_for([7, 3]))
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert (data["format"], data["version"], data["pack_version"]) == ("pci-cis-results", 1, "0.1.0")
+    assert data["header"] == header() and [r["seed"] for r in data["records"]] == [7, 3]
+    assert data["records"][0]["decisions"] == [bool(v >= 0.5) for v in scores_for([7, 3])[0]]
+    back = results.RunStore(tmp_path, header()).result()
+    assert back.seeds == [7, 3] and np.array_equal(back.scores, scores_for([7, 3]))  # float32 round-trips exactly
+    assert back.ks == KS and back.concept == "a blue circle" and back.settings["latent_size"] == [8, 8]
+    assert (tmp_path / "cis.csv").read_text() == cis.csv_text(cis.summarize(back, levels=()))
+
+
+def test_other_settings_under_the_same_folder_are_refused_and_nothing_changes(tmp_path):
+    results.RunStore(tmp_path, header()).add([0, 1], scores_for([0, 1]))
+    before = files(tmp_path)
+    other = header(sampler="euler_ancestral")
+    other["steps"], other["sigmas"] = 9, np.linspace(14.6, 0.0, 10).tolist()
+    with pytest.raises(ValueError) as e:
+        results.RunStore(tmp_path, other)
+    assert "steps" in str(e.value) and "settings.sampler" in str(e.value) and "nothing was overwritten" in str(e.value)
+    assert "settings.cfg" not in str(e.value) and str(tmp_path / "results.json") in str(e.value)
+    assert files(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not json", "other format", "decisions disagree", "short record"])
+def test_a_damaged_results_json_is_named_and_left_as_it_is(tmp_path, damage):
+    results.RunStore(tmp_path, header()).add([0, 1], scores_for([0, 1]))
+    path = tmp_path / "results.json"
+    text = path.read_text()
+    data = json.loads(text)
+    if damage == "truncated":
+        text = text[: len(text) // 2]
+    elif damage == "not json":
+        text = "\x00\x00garbage"
+    elif damage == "other format":
+        text = json.dumps([{"seed": 0, "vqa_binary": [1, 0]}])  # the official runner's list of records
+    elif damage == "decisions disagree":
+        data["records"][0]["decisions"][0] = not data["records"][0]["decisions"][0]
+        text = json.dumps(data)
+    else:
+        data["records"][1]["scores"] = data["records"][1]["scores"][:2]
+        text = json.dumps(data)
+    path.write_text(text)
+    before = files(tmp_path)
+    with pytest.raises(ValueError, match="results.json") as e:
+        results.RunStore(tmp_path, header())
+    assert str(path) in str(e.value) and "left as it is" in str(e.value)
+    with pytest.raises(ValueError, match="results.json"):
+        results.merge_runs([tmp_path])
+    assert files(tmp_path) == before
+
+
+def test_a_stale_cis_csv_is_rewritten_on_open(tmp_path):
+    """A crash between the two atomic replaces leaves cis.csv one block behind results.json."""
+    store = results.RunStore(tmp_path, header())
+    store.add([0, 1], scores_for([0, 1]))
+    good = (tmp_path / "cis.csv").read_bytes()
+    (tmp_path / "cis.csv").write_text("k,tau\n")
+    results.RunStore(tmp_path, header())
+    assert (tmp_path / "cis.csv").read_bytes() == good
+    (tmp_path / "cis.csv").unlink()
+    results.RunStore(tmp_path, header())
+    assert (tmp_path / "cis.csv").read_bytes() == good
+
+
+def test_bad_additions_and_headers_are_clear_errors(tmp_path):
+    store = results.RunStore(tmp_path, header())
+    store.add([0], scores_for([0]))
+    with pytest.raises(ValueError, match=r"seeds \[0\] are already in"):
+        store.add([0, 5], scores_for([0, 5]))
+    with pytest.raises(ValueError, match=r"shape \(1, 4\), need \(1, 5\)"):
+        store.add([5], scores_for([5])[:, :4])
+    with pytest.raises(ValueError, match="finite"):
+        store.add([5], np.full((1, 5), np.nan))
+    assert store.done_seeds() == [0] and results.RunStore(tmp_path, header()).done_seeds() == [0]
+    bad = header()
+    del bad["settings"]["sampler"]
+    with pytest.raises(ValueError, match="sampler"):
+        results.RunStore(tmp_path / "x", bad)
+    with pytest.raises(ValueError, match="seeds"):
+        results.RunStore(tmp_path / "x", {**header(), "seeds": [1, 2]})
+    assert not (tmp_path / "x").exists()
+
+
+def test_merging_shards_equals_the_whole_run(tmp_path):
+    seeds = list(range(12))
+    whole = results.RunStore(tmp_path / "whole", header())
+    whole.add(seeds, scores_for(seeds))
+    # two machines: seeds 6..11 and 0..6 (seed 6 run on both, identical), folders listed in any order
+    results.RunStore(tmp_path / "b", header()).add(seeds[6:], scores_for(seeds)[6:])
+    results.RunStore(tmp_path / "a", header()).add(seeds[:7], scores_for(seeds)[:7])
+    merged = results.merge_runs([tmp_path / "b", tmp_path / "a"])
+    assert merged.to_json() == whole.result().to_json()
+    assert cis.summarize(merged, resamples=300) == cis.summarize(whole.result(), resamples=300)
+    assert results.csv_of(merged) == (tmp_path / "whole" / "cis.csv").read_text()
+
+
+def test_merging_refuses_shards_of_different_runs(tmp_path):
+    results.RunStore(tmp_path / "a", header()).add([0, 1], scores_for([0, 1]))
+    results.RunStore(tmp_path / "b", header(cfg=7.5, judge="clip")).add([2], scores_for([2]))
+    with pytest.raises(ValueError) as e:
+        results.merge_runs([tmp_path / "a", tmp_path / "b"])
+    message = str(e.value)
+    assert "settings.cfg" in message and "settings.judge" in message and "settings.sampler" not in message
+    assert str(tmp_path / "a") in message and str(tmp_path / "b") in message
+    results.RunStore(tmp_path / "c", header()).add([1], scores_for([1]) * 0.5)
+    with pytest.raises(ValueError, match="seed 1 is in .* different scores"):
+        results.merge_runs([tmp_path / "a", tmp_path / "c"])
+    with pytest.raises(ValueError, match="no results.json"):
+        results.merge_runs([tmp_path / "a", tmp_path / "missing"])
+    with pytest.raises(ValueError, match="no folder"):
+        results.merge_runs([])
