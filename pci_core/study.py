@@ -1,0 +1,387 @@
+"""Concept studies: many concepts against one base, the adaptive lock-in search, the study table.
+
+Host-free (numpy only). A study inserts many concept values into one prompt template against one
+base value ("a photo of a {} person" with base "young" and values "old", "middle-aged", ...); each
+concept is an ordinary CIS run with its own result folder (pci_core.results.RunStore), so a study
+resumes concept by concept and shards (concept, seed block) merge (results.merge_runs).
+
+Concept values come as text (one per line) or from a taxonomy file: the official runner's nested
+JSON {"category": {"attribute": [values]}}, addressed by a dotted path such as
+"demographics.gender" (its get_category_data).
+
+The adaptive search finds tau50 without sweeping every k: a coarse k grid (always k = 0 and k = T),
+then probes between the measured ks that bracket the 0.5 crossing, nearest the interpolated crossing
+first, as many per round as the evaluation budget allows (one branching run per round, so a round's
+ks share their base prefix), until the bracket is one step wide or the budget is spent.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import cis
+
+SLOT = "{}"
+
+
+# ---------------------------------------------------------------- concept lists
+
+@dataclass(frozen=True)
+class Concept:
+    """One concept of a study: its value, the prompt it is inserted with, what the judge looks for."""
+    value: str
+    prompt: str         # the template with the value
+    judge_text: str     # the judge template with the value
+    contrast: str       # the judge template with the base value (the judge's "not the concept")
+
+
+@dataclass(frozen=True)
+class ConceptList:
+    """A study's concepts against one base prompt. skipped: values equal to the base value, which
+    would insert nothing (base and concept prompt are the same text)."""
+    template: str
+    base_value: str
+    base_prompt: str
+    concepts: tuple[Concept, ...]
+    skipped: tuple[str, ...] = ()
+
+
+def fill(template: str, value: str) -> str:
+    """The template with its slot replaced by value; an empty value removes the slot and the space
+    around it collapses ("a {} person" -> "a person")."""
+    return re.sub(r"\s+", " ", template.replace(SLOT, value)).strip()
+
+
+def check_template(template: str, name: str = "template") -> str:
+    if not isinstance(template, str) or SLOT not in template:
+        raise ValueError(f"{name} {template!r}: needs a {SLOT} slot where the concept value goes, "
+                         f"e.g. 'a photo of a {SLOT} person at a playground'")
+    return template
+
+
+def parse_values(values: str | Sequence[str], name: str = "values") -> list[str]:
+    """Concept values from text (one per line) or a list: stripped, blank lines dropped; ValueError
+    naming the input when none is left or a value repeats."""
+    items = values.splitlines() if isinstance(values, str) else list(values)
+    if not all(isinstance(v, str) for v in items):
+        raise ValueError(f"{name}: every value must be text, got {items!r}")
+    items = [v.strip() for v in items if v.strip()]
+    if not items:
+        raise ValueError(f"{name}: empty; give the concept values one per line, e.g. 'old' and 'young'")
+    repeated = sorted({v for v in items if items.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{name}: duplicate concept(s) {repeated}; each value may appear once "
+                         "(its result folder is named after it)")
+    return items
+
+
+def concept_list(template: str, base_value: str, values: str | Sequence[str],
+                 judge_template: str | None = None) -> ConceptList:
+    """Prompts and judge texts of a study. judge_template (default: the prompt template) says what the
+    judge looks for, e.g. "a {} shape"; values equal to base_value are skipped (listed in skipped)."""
+    check_template(template)
+    judge_template = check_template(judge_template or template, "judge_template")
+    base_value = (base_value or "").strip()
+    items = parse_values(values)
+    kept = [v for v in items if v != base_value]
+    if not kept:
+        raise ValueError(f"values: every value equals the base value {base_value!r}; nothing would be inserted")
+    concepts = tuple(Concept(v, fill(template, v), fill(judge_template, v), fill(judge_template, base_value))
+                     for v in kept)
+    return ConceptList(template, base_value, fill(template, base_value), concepts,
+                       tuple(v for v in items if v == base_value))
+
+
+def folder_name(value: str) -> str:
+    """A concept's result folder name: its value with anything but letters, digits, '-', '_' and '.'
+    replaced, so every value gets a portable folder."""
+    name = re.sub(r"[^\w.-]+", "_", value.strip()).strip("._")
+    return name or "concept"
+
+
+# ---------------------------------------------------------------- taxonomy files
+
+def load_taxonomy(path: str | Path) -> dict:
+    """A taxonomy JSON file; ValueError naming the file when it is missing or not JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"taxonomy file {str(path)!r} does not exist (or is not a file)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"taxonomy file {str(path)!r} is not JSON ({e}); expected nested objects with lists of "
+                         'values, e.g. {"demographics": {"gender": ["man", "woman"]}}') from None
+    if not isinstance(data, dict):
+        raise ValueError(f"taxonomy file {str(path)!r}: the top level must be an object of categories, "
+                         f"got {type(data).__name__}")
+    return data
+
+
+def taxonomy_lists(taxonomy: dict, path: str = "") -> dict[str, list[str]]:
+    """The value lists under a dotted path ("demographics.gender"; "" = everything), keyed by their
+    full dotted path, in file order. A missing key is a ValueError naming it and the keys there."""
+    node, walked = taxonomy, []
+    for key in [k for k in path.split(".") if k] if path else []:
+        if not isinstance(node, dict):
+            raise ValueError(f"taxonomy path {path!r}: {'.'.join(walked)!r} is a list of values, it has no key {key!r}")
+        if key not in node:
+            where = ".".join(walked) or "the top level"
+            raise ValueError(f"taxonomy path {path!r}: no key {key!r} in {where}; available: {', '.join(map(str, node))}")
+        node = node[key]
+        walked.append(key)
+    found: dict[str, list[str]] = {}
+
+    def collect(n, at: list[str]) -> None:
+        if isinstance(n, dict):
+            for k, v in n.items():
+                collect(v, at + [str(k)])
+        elif isinstance(n, list):
+            found[".".join(at)] = parse_values([str(v) for v in n], f"taxonomy path {'.'.join(at)!r}")
+        else:
+            raise ValueError(f"taxonomy path {'.'.join(at)!r}: expected an object or a list of values, got {n!r}")
+
+    collect(node, walked)
+    if not found:
+        raise ValueError(f"taxonomy path {path!r}: holds no list of values")
+    return found
+
+
+# ---------------------------------------------------------------- adaptive lock-in search
+
+# measure(ks) -> decisions (S, len(ks)): one branching run over every seed and the given ks.
+Measure = Callable[[list], np.ndarray]
+
+
+def branch_cost(ks: Sequence[int], steps: int) -> int:
+    """Model evaluations per seed of one branching run over ks (insertion.sweep, shared prefix):
+    the base trunk up to the largest k, and steps - k concept steps per branch."""
+    ks = sorted(set(ks))
+    return (max(ks) + sum(steps - k for k in ks)) if ks else 0
+
+
+def coarse_grid(steps: int, stride: int) -> list[int]:
+    if stride < 1:
+        raise ValueError(f"stride={stride}: must be at least 1")
+    return sorted(set(range(0, steps, stride)) | {steps})
+
+
+def default_stride(steps: int) -> int:
+    """A third of the steps: k = 0, T/3, 2T/3, T costs about a quarter of the full sweep's evaluations,
+    which leaves room for refinement within a third of them (tuned in bench/adaptive.py)."""
+    return max(1, math.ceil(steps / 3))
+
+
+def crossing_brackets(ks: Sequence[int], curve: Sequence[float], level: float = 0.5) -> list[tuple[int, int]]:
+    """Neighbouring measured (k_i, k_i+1) where CIS falls through level, in order; more than one means
+    the measured curve is not monotone."""
+    return [(ks[i], ks[i + 1]) for i in range(len(ks) - 1) if curve[i] >= level > curve[i + 1]]
+
+
+def refinement_order(a: int, b: int, ya: float, yb: float, level: float = 0.5) -> list[int]:
+    """The ks strictly between a bracket's ends, nearest the linearly interpolated crossing first
+    (the two ks around it first: they bracket the crossing exactly when the curve is linear there)."""
+    estimate = a + (ya - level) / (ya - yb) * (b - a)
+    return sorted(range(a + 1, b), key=lambda k: (abs(k - estimate), k))
+
+
+@dataclass
+class AdaptiveSearch:
+    """What the adaptive search measured: ks (sorted) and their decisions (S, K), the tau50 estimate
+    (first_crossing over the measured ks; None = never crosses), the ks of each round, and the
+    planned evaluations per seed (branch_cost summed over rounds)."""
+    ks: list[int]
+    decisions: np.ndarray
+    tau50: float | None
+    rounds: list[list[int]] = field(default_factory=list)
+    evaluations_per_seed: int = 0
+    brackets: list[tuple[int, int]] = field(default_factory=list)  # crossings of the final measured curve
+    stopped: str = ""  # why the refinement stopped
+
+    @property
+    def curve(self) -> np.ndarray:
+        return cis.cis_curve(self.decisions)
+
+
+def adaptive_search(measure: Measure, steps: int, stride: int | None = None, budget: float = 0.35,
+                    level: float = 0.5) -> AdaptiveSearch:
+    """tau50 from a coarse k grid and refinement rounds around the first crossing.
+
+    Round 1 measures coarse_grid(steps, stride) (k = 0 and k = steps always). Each later round takes
+    the first bracket (neighbouring measured ks where CIS falls through level) and measures the ks
+    inside it, nearest the interpolated crossing first, as many as fit the budget (a fraction of the
+    full sweep's evaluations, branch_cost over k = 0..steps; at least one k per round, or the search
+    stops). It stops when the bracket is one step wide (tau50 is then what the full sweep would
+    interpolate there), when no bracket is left, or when the budget is spent. A non-monotone curve:
+    tau50 is the first crossing of the measured curve; a dip between two coarse ks on the same side
+    of the level is not seen, and only the first bracket is refined (brackets lists all of them).
+    """
+    if steps < 1:
+        raise ValueError(f"steps={steps}: must be at least 1")
+    if not 0 < budget:
+        raise ValueError(f"budget={budget}: a positive fraction of the full sweep's evaluations")
+    limit = budget * branch_cost(range(steps + 1), steps)
+    columns: dict[int, np.ndarray] = {}
+    rounds: list[list[int]] = []
+    spent = 0
+
+    def run(ks: list[int]) -> None:
+        nonlocal spent
+        decisions = np.asarray(measure(list(ks)), dtype=bool)
+        if decisions.ndim != 2 or decisions.shape[1] != len(ks):
+            raise ValueError(f"measure({ks}) returned shape {decisions.shape}; expected (seeds, {len(ks)})")
+        if columns and decisions.shape[0] != next(iter(columns.values())).shape[0]:
+            raise ValueError("measure returned a different number of seeds than in the first round")
+        columns.update({k: decisions[:, i] for i, k in enumerate(ks)})
+        rounds.append(list(ks))
+        spent += branch_cost(ks, steps)
+
+    run(coarse_grid(steps, stride or default_stride(steps)))
+    stopped = ""
+    while True:
+        ks = sorted(columns)
+        curve = [float(columns[k].mean()) for k in ks]
+        brackets = crossing_brackets(ks, curve, level)
+        if not brackets:
+            stopped = "CIS never falls through the level at the measured ks"
+            break
+        a, b = brackets[0]
+        if b - a <= 1:
+            stopped = "the first crossing is bracketed by neighbouring steps"
+            break
+        chosen: list[int] = []
+        for k in refinement_order(a, b, curve[ks.index(a)], curve[ks.index(b)], level):
+            if spent + branch_cost(chosen + [k], steps) > limit:
+                break
+            chosen.append(k)
+        if not chosen:
+            stopped = f"budget: the next round would pass {budget:.0%} of the full sweep's evaluations"
+            break
+        run(sorted(chosen))
+    ks = sorted(columns)
+    decisions = np.stack([columns[k] for k in ks], axis=1)
+    curve = decisions.mean(axis=0)
+    return AdaptiveSearch(ks, decisions, cis.first_crossing(ks, curve, level), rounds, spent,
+                          crossing_brackets(ks, list(curve), level), stopped)
+
+
+# ---------------------------------------------------------------- the study table
+
+def _crossing_cell(c: dict) -> str:
+    if c["step"] is None:
+        return "never"
+    lo, hi = c["step_ci"]
+    return f"{c['step']:.2f}" + ("" if lo is None else f" [{lo:.1f}, {hi:.1f}]")
+
+
+def _control(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def study_table(summaries: Sequence[dict], labels: Sequence[str] | None = None) -> str:
+    """One row per concept (a cis.summarize result): tau50 and tau70 in steps with their bootstrap
+    95% intervals, tau50 on the noise axis, the controls, the seeds and the measured ks. Rows keep
+    the given order; a warning of a concept is listed under the table."""
+    labels = [s["concept"] for s in summaries] if labels is None else list(labels)
+    if len(labels) != len(summaries):
+        raise ValueError(f"study_table: {len(labels)} labels for {len(summaries)} summaries")
+    head = ["concept", "tau50 (step) [95%]", "tau70 (step) [95%]", "tau50 (noise)", "CIS k=0", "CIS k=T",
+            "seeds", "ks measured"]
+    rows = []
+    for label, s in zip(labels, summaries):
+        c50, c70 = s["crossings"].get("tau50"), s["crossings"].get("tau70")
+        rows.append([label, _crossing_cell(c50) if c50 else "-", _crossing_cell(c70) if c70 else "-",
+                     "never" if not c50 or c50["tau"] is None else f"{c50['tau']:.3f}",
+                     _control(s["controls"]["concept_only"]), _control(s["controls"]["base_only"]),
+                     str(s["n_seeds"]), f"{len(s['rows'])} of {s['steps'] + 1}"])
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    line = lambda r: "  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(r, widths)))
+    out = [line(head), "  ".join("-" * w for w in widths)] + [line(r) for r in rows]
+    out += [f"WARNING {label}: {w}" for label, s in zip(labels, summaries) for w in s["warnings"]]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- study folders: index, shards, merge
+
+INDEX_FILE = "study.json"
+# Header parts every concept of one study shares but these: the concept, its prompt (as text and as a
+# conditioning label) and, in an adaptive study, its measured ks.
+PER_CONCEPT_KEYS = ("concept", "ks", "settings.concept_prompt", "settings.concept_text")
+
+
+def header_of(result: cis.CISResult) -> dict:
+    """The RunStore header of a result (everything but the seeds)."""
+    return {"concept": result.concept, "ks": list(result.ks), "steps": result.steps, "sigmas": list(result.sigmas),
+            "threshold": result.threshold, "settings": dict(result.settings)}
+
+
+def write_index(folder: Path, entries: Sequence[tuple[str, str]]) -> None:
+    """study.json: the concepts of a study in order, as (run folder relative to the study, label)."""
+    from .results import write_atomic
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / INDEX_FILE, json.dumps({"concepts": [{"folder": f, "label": lab} for f, lab in entries]},
+                                                  indent=1) + "\n")
+
+
+def run_folders(study: Path) -> list[tuple[str, str, Path]]:
+    """(key, label, folder) of every run in a study folder: the order and labels of its study.json, then
+    any other folder holding a results.json (sorted); a run folder given itself is its own study."""
+    from .results import RESULTS_FILE
+    study = Path(study)
+    if not study.is_dir():
+        raise ValueError(f"{study} is not a folder")
+    if (study / RESULTS_FILE).is_file():
+        return [(study.name, study.name, study)]
+    found: list[tuple[str, str, Path]] = []
+    index = study / INDEX_FILE
+    if index.is_file():
+        try:
+            entries = json.loads(index.read_text(encoding="utf-8"))["concepts"]
+            found = [(e["folder"], e["label"], study / e["folder"]) for e in entries
+                     if (study / e["folder"] / RESULTS_FILE).is_file()]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{index} is not a study index ({e}); it was left as it is") from None
+    listed = {key for key, _, _ in found}
+    for path in sorted(study.rglob(RESULTS_FILE)):
+        key = path.parent.relative_to(study).as_posix()
+        if key not in listed:
+            found.append((key, key, path.parent))
+    if not found:
+        raise ValueError(f"{study} holds no run folder (no {RESULTS_FILE} in it or below it)")
+    return found
+
+
+def study_differences(a: dict, b: dict) -> list[str]:
+    """Header keys two concepts of one study may not differ in (all but PER_CONCEPT_KEYS)."""
+    from .results import header_differences
+    return [k for k in header_differences(a, b) if k not in PER_CONCEPT_KEYS]
+
+
+def merge_studies(studies: Sequence[Path]) -> list[tuple[str, str, cis.CISResult]]:
+    """(key, label, merged result) per concept from study folders of several machines (shards: seed
+    blocks and/or concepts). A concept's shards merge by results.merge_runs (refused when their
+    settings differ); concepts of different settings (sampler, steps, judge, base prompt, ...) are
+    refused too, since one table and plot would compare them. Order: the first study's, then new ones."""
+    from .results import merge_runs
+    if not studies:
+        raise ValueError("merge: no study folder given")
+    groups: dict[str, list[Path]] = {}
+    labels: dict[str, str] = {}
+    for study in studies:
+        for key, label, folder in run_folders(Path(study)):
+            groups.setdefault(key, []).append(folder)
+            labels.setdefault(key, label)
+    merged = [(key, labels[key], merge_runs(folders)) for key, folders in groups.items()]
+    first_key, first = merged[0][0], header_of(merged[0][2])
+    for key, _, result in merged[1:]:
+        diff = study_differences(first, header_of(result))
+        if diff:
+            raise ValueError(f"cannot merge one study from concepts with different settings: {first_key!r} "
+                             f"({', '.join(map(str, groups[first_key]))}) and {key!r} "
+                             f"({', '.join(map(str, groups[key]))}) differ in {', '.join(diff)}")
+    return merged

@@ -1,0 +1,196 @@
+"""Concept studies: concept lists, taxonomy files, the adaptive lock-in search, shards and merge."""
+import json
+
+import numpy as np
+import pytest
+
+from pci_core import cis, cli, insertion, study
+from pci_core.demo import demo_model, pipeline
+from pci_core.demo import study as demo_study
+
+TAXONOMY = {"demographics": {"gender": ["man", "woman"], "age": ["young", "old"]}, "weather": {"sky": ["rain"]}}
+SMALL = pipeline.SamplerSettings(steps=6)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return demo_model.load()
+
+
+# ---------------------------------------------------------------- concept lists and taxonomies
+
+def test_concept_list_fills_template_skips_the_base_value_and_judges_the_judge_template():
+    cl = study.concept_list("a {} circle on the left", "red", "blue\n\n  green \nred\n", judge_template="a {} shape")
+    assert cl.base_prompt == "a red circle on the left"
+    assert [c.value for c in cl.concepts] == ["blue", "green"] and cl.skipped == ("red",)
+    assert cl.concepts[0].prompt == "a blue circle on the left"
+    assert (cl.concepts[1].judge_text, cl.concepts[1].contrast) == ("a green shape", "a red shape")
+    empty_base = study.concept_list("a photo of a {} person at a playground", "", ["old"])
+    assert empty_base.base_prompt == "a photo of a person at a playground"
+    assert empty_base.concepts[0].prompt == "a photo of a old person at a playground"
+
+
+@pytest.mark.parametrize("template, base, values, message", [
+    ("a {} person", "", "\n  \n", "values: empty"),
+    ("a person", "", "old", r"template 'a person': needs a \{\} slot"),
+    ("a {} person", "", "old\nyoung\nold", r"values: duplicate concept\(s\) \['old'\]"),
+    ("a {} person", "old", "old", "every value equals the base value 'old'"),
+])
+def test_bad_concept_lists_are_named(template, base, values, message):
+    with pytest.raises(ValueError, match=message):
+        study.concept_list(template, base, values)
+
+
+def test_taxonomy_dotted_paths_as_the_official_runner(tmp_path):
+    assert study.taxonomy_lists(TAXONOMY, "demographics.gender") == {"demographics.gender": ["man", "woman"]}
+    assert list(study.taxonomy_lists(TAXONOMY, "demographics")) == ["demographics.gender", "demographics.age"]
+    assert list(study.taxonomy_lists(TAXONOMY)) == ["demographics.gender", "demographics.age", "weather.sky"]
+    with pytest.raises(ValueError, match=r"no key 'gendr' in demographics; available: gender, age"):
+        study.taxonomy_lists(TAXONOMY, "demographics.gendr")
+    with pytest.raises(ValueError, match="no key 'style' in the top level; available: demographics, weather"):
+        study.taxonomy_lists(TAXONOMY, "style")
+    with pytest.raises(ValueError, match=r"duplicate concept\(s\) \['rain'\]"):
+        study.taxonomy_lists({"w": ["rain", "rain"]}, "w")
+
+
+def test_bad_taxonomy_files_are_named(tmp_path):
+    with pytest.raises(ValueError, match="taxonomy file '.*missing.json' does not exist"):
+        study.load_taxonomy(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text('{"demographics": {"gender": ["man",', encoding="utf-8")
+    with pytest.raises(ValueError, match="taxonomy file '.*bad.json' is not JSON"):
+        study.load_taxonomy(tmp_path / "bad.json")
+
+
+def test_shipped_demo_taxonomy_gives_five_attribute_lists_against_the_base():
+    lists = demo_study.taxonomy_concepts(study.load_taxonomy(demo_study.TAXONOMY))
+    assert [p.split(".")[-1] for p in lists] == ["shape", "colour", "size", "position", "background"]
+    colour = lists["demo_world.colour"]
+    assert colour.template == "a large {} circle on the left on a black background" and colour.skipped == ("red",)
+    assert [(c.value, c.judge_text) for c in colour.concepts] == [
+        ("green", "a green shape"), ("blue", "a blue shape"), ("yellow", "a yellow shape")]
+    assert sum(len(c.concepts) for c in lists.values()) == 11  # 16 values less the 5 of the base
+    with pytest.raises(ValueError, match="'purple'.* are not demo-world values of colour"):
+        demo_study.attribute_concepts(demo_study.BASE, "x.colour", ["purple"])
+
+
+# ---------------------------------------------------------------- the adaptive search (pure algorithm)
+
+def step_decisions(lock_in: list[float], steps: int) -> np.ndarray:
+    """Seed s shows the concept for k < lock_in[s]: a monotone CIS curve."""
+    return np.arange(steps + 1)[None, :] < np.asarray(lock_in)[:, None]
+
+
+def search(decisions, steps, **kw):
+    calls = []
+
+    def measure(ks):
+        calls.append(list(ks))
+        return decisions[:, ks]
+    return study.adaptive_search(measure, steps, **kw), calls
+
+
+@pytest.mark.parametrize("centre", [3.3, 9.6, 16.2])
+def test_adaptive_search_finds_tau50_within_a_step_on_a_third_of_the_evaluations(centre):
+    rng = np.random.default_rng(0)
+    d = step_decisions(centre + rng.normal(0, 1.0, 32), 20)
+    full_tau = cis.first_crossing(list(range(21)), cis.cis_curve(d))
+    found, calls = search(d, 20)
+    assert calls[0] == [0, 7, 14, 20] and found.rounds == calls
+    assert abs(found.tau50 - full_tau) <= 1
+    assert found.evaluations_per_seed == sum(study.branch_cost(ks, 20) for ks in calls)
+    assert found.evaluations_per_seed <= 0.35 * study.branch_cost(range(21), 20)
+    assert np.array_equal(found.decisions, d[:, found.ks])
+
+
+def test_adaptive_search_with_a_large_budget_brackets_by_neighbouring_steps_and_equals_the_full_sweep():
+    d = step_decisions(np.linspace(5.2, 8.7, 16), 20)
+    found, _ = search(d, 20, budget=1.0)
+    assert found.tau50 == cis.first_crossing(list(range(21)), cis.cis_curve(d))
+    assert "neighbouring steps" in found.stopped
+
+
+def test_adaptive_search_never_crossing_and_non_monotone_curves():
+    never, _ = search(np.ones((4, 11), dtype=bool), 10)
+    assert never.tau50 is None and never.rounds == [[0, 4, 8, 10]] and "never falls" in never.stopped
+    # CIS 1 until k=2, 0 at k=3..4, 1 again at k=5..7, then 0: the coarse grid (0, 4, 8, 10) sees the first
+    # fall and refines it; the tau50 is the first crossing, as the full sweep's. The rise at 5..7 lies between
+    # two coarse ks that both read 0, so the search never sees it (one bracket only)
+    curve = np.array([1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0], dtype=bool)
+    wavy, _ = search(np.tile(curve, (4, 1)), 10, budget=1.0)
+    assert wavy.tau50 == cis.first_crossing(list(range(11)), curve.astype(float)) == 2.5
+    assert wavy.ks == [0, 1, 2, 3, 4, 8, 10] and wavy.brackets == [(2, 3)]
+    # a second fall the coarse grid does see is listed, but only the first is refined
+    curve = np.array([1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0], dtype=bool)
+    twice, _ = search(np.tile(curve, (4, 1)), 10, stride=2, budget=1.0)
+    assert twice.tau50 == 3.5 and twice.brackets == [(3, 4), (8, 10)]
+
+
+def test_bad_search_settings_are_named():
+    with pytest.raises(ValueError, match="budget=0"):
+        study.adaptive_search(lambda ks: None, 10, budget=0)
+    with pytest.raises(ValueError, match=r"measure\(\[0, 4, 8, 10\]\) returned shape \(2, 3\)"):
+        study.adaptive_search(lambda ks: np.ones((2, 3)), 10)
+
+
+def test_branch_cost_counts_the_rows_the_demo_model_evaluates(model):
+    concept = demo_study.attribute_concepts(demo_study.BASE, "colour", ["blue"]).concepts[0]
+    for ks in ([0, 3, 6], [2, 4], list(range(7))):
+        counter = insertion.EvalCounter()
+        demo_study.measure_fn(model, demo_study.BASE, concept, [0, 1], SMALL, None, counter, {})(ks)
+        assert counter.rows == 2 * study.branch_cost(ks, 6)
+    assert study.branch_cost(range(21), 20) == 20 + sum(20 - k for k in range(21))
+
+
+# ---------------------------------------------------------------- studies, shards and merge
+
+def colour_lists(values=("blue", "yellow")):
+    return {"demo_world.colour": demo_study.attribute_concepts(demo_study.BASE, "colour", list(values))}
+
+
+def test_merging_seed_and_concept_shards_equals_running_the_study_whole(model, tmp_path):
+    whole = demo_study.run_study(model, colour_lists(), [0, 1, 2, 3], tmp_path / "whole", SMALL, seed_block=2)
+    demo_study.run_study(model, colour_lists(), [0, 1], tmp_path / "a", SMALL, seed_block=2)
+    demo_study.run_study(model, colour_lists(["blue"]), [2, 3], tmp_path / "b", SMALL, seed_block=2)
+    demo_study.run_study(model, colour_lists(["yellow"]), [3, 2], tmp_path / "c", SMALL, seed_block=2)
+    merged = study.merge_studies([tmp_path / "c", tmp_path / "b", tmp_path / "a"])
+    assert sorted(k for k, _, _ in merged) == ["colour/blue", "colour/yellow"]
+    by_key = {k: r for k, _, r in merged}
+    for key, label, result in whole:
+        m = by_key[key]
+        assert (m.seeds, m.ks, m.concept, m.settings) == (result.seeds, result.ks, result.concept, result.settings)
+        assert np.array_equal(m.scores, result.scores)
+    # the merge command writes a study folder again: table, plot, run folders; re-merging it is a no-op
+    assert cli.main(["merge", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c"),
+                     "--out", str(tmp_path / "m")]) == 0
+    again = dict((k, r) for k, _, r in study.merge_studies([tmp_path / "m"]))
+    assert all(np.array_equal(again[k].scores, r.scores) for k, _, r in whole)
+    assert "colour: blue" in (tmp_path / "m" / "study.txt").read_text()
+    assert (tmp_path / "m" / "study.png").stat().st_size > 0
+
+
+def test_merge_refuses_shards_with_different_settings(model, tmp_path, capsys):
+    demo_study.run_study(model, colour_lists(["blue"]), [0], tmp_path / "a", SMALL)
+    demo_study.run_study(model, colour_lists(["blue"]), [1], tmp_path / "b", pipeline.SamplerSettings(steps=6, cfg=3.0))
+    assert cli.main(["merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "differ in settings.cfg" in err and str(tmp_path / "a") in err and str(tmp_path / "b") in err
+    assert not (tmp_path / "m").exists()
+    demo_study.run_study(model, colour_lists(["yellow"]), [1], tmp_path / "c", pipeline.SamplerSettings(steps=6, cfg=3.0))
+    with pytest.raises(ValueError, match="concepts with different settings.*settings.cfg"):
+        study.merge_studies([tmp_path / "a", tmp_path / "c"])
+
+
+def test_study_command_adaptive_resumes_and_bad_paths_are_named(tmp_path, capsys):
+    out = tmp_path / "s"
+    argv = ["study", str(demo_study.TAXONOMY), "--path", "demo_world.size", "--n", "2", "--steps", "6",
+            "--adaptive", "--out", str(out)]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "size: small" in text and "skipped (= base value): demo_world.size: large" in text
+    stored = json.loads((out / "size" / "small" / "results.json").read_text())
+    assert stored["header"]["settings"]["search"] == "adaptive" and 0 in stored["header"]["ks"]
+    assert cli.main(argv) == 0  # read back, nothing recomputed
+    assert cli.main([a if a != "2" else "3" for a in argv]) == 2  # 3 seeds
+    assert "resumes only with the same seeds" in capsys.readouterr().err
+    assert cli.main(["study", str(demo_study.TAXONOMY), "--path", "demo_world.hue", "--out", str(out)]) == 2
+    assert "no key 'hue' in demo_world; available: shape, colour, size, position, background" in capsys.readouterr().err
