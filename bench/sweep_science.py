@@ -1,0 +1,100 @@
+"""Science check (not a test): do layout and colour lock in before size and shape on the demo model?
+
+In real ComfyUI (in-process), CISSweep's engine (nodes/host.py sweep_latents + decode_and_judge, seed
+blocks of max_batch) on the demo model: base "a large red circle on the left on a black background",
+five concepts each changing one attribute, judged by the rule judge on that attribute; S seeds x every
+k of T steps, for each sampler. Prints tau50 with bootstrap 95% intervals (cis.summarize) per attribute
+and sampler, whether the intervals of position/colour lie wholly before those of size/shape, and writes
+the overlaid CIS plots (plots.cis_plot, one panel per sampler, stacked) to --out.
+
+    COMFYUI_PATH=~/comfyui-host/ComfyUI ~/comfyui-host/venv/bin/python bench/sweep_science.py --out science.png
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests" / "host"), str(REPO)]
+BASE = "a large red circle on the left on a black background"
+CONCEPTS = {  # attribute: (concept prompt, what the judge looks for)
+    "position": ("a large red circle on the right on a black background", "on the right"),
+    "colour": ("a large blue circle on the left on a black background", "blue"),
+    "background": ("a large red circle on the left on a white background", "on a white background"),
+    "size": ("a small red circle on the left on a black background", "small"),
+    "shape": ("a large red square on the left on a black background", "square"),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--cfg", type=float, default=4.0)
+    parser.add_argument("--samplers", default="euler,euler_ancestral")
+    parser.add_argument("--out", default="science.png")
+    args = parser.parse_args()
+    from comfy_host import Host
+    host = Host(os.environ["COMFYUI_PATH"])
+    import nodes as core
+    from PIL import Image
+    hm = sys.modules[host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"].__module__].host
+    from pci_core import cis, plots, sweep
+    from pci_core.demo import demo_model
+    model, clip, vae = host.nodes.NODE_CLASS_MAPPINGS["PCIDemoModelLoader"].execute(demo_model.WEIGHTS_FILE).args
+    judge = host.nodes.NODE_CLASS_MAPPINGS["PCIJudgeLoader"].execute("rule", "", "none (rule judge)", "cpu").args[0]
+    enc = lambda text: core.CLIPTextEncode().encode(clip, text)[0]
+    base, neg = enc(BASE), enc("")
+    latent = core.EmptyLatentImage().generate(64, 64, 1)[0]
+    seeds, ks, steps, max_batch = list(range(args.seeds)), list(range(args.steps + 1)), args.steps, hm.default_max_batch()
+    summaries, t0 = {}, time.perf_counter()
+    with torch.inference_mode():
+        for sampler in args.samplers.split(","):
+            sigmas = hm.sampler_sigmas(model, steps, sampler, "normal", 1.0)
+            for attribute, (prompt, text) in CONCEPTS.items():
+                concept, scores = enc(prompt), []
+                for block in sweep.seed_blocks(seeds, len(ks), max_batch):
+                    latents, _ = hm.sweep_latents(model, base, concept, neg, latent, block, ks, steps, args.cfg,
+                                                  sampler, "normal", max_batch)
+                    scores.append(hm.decode_and_judge(vae, judge, latents.reshape(-1, *latents.shape[2:]), text, None,
+                                                      max_batch)[1].reshape(len(block), len(ks)))
+                result = cis.CISResult(seeds, ks, steps, hm.step_sigmas(sigmas, steps), np.concatenate(scores), 0.5,
+                                       text, {"sampler": sampler})
+                summaries[sampler, attribute] = cis.summarize(result)
+                print(f"{sampler:16s} {attribute:10s} {cis.crossing_text(summaries[sampler, attribute]['crossings']['tau50'], steps)}"
+                      f"  controls {summaries[sampler, attribute]['controls']}  ({time.perf_counter() - t0:.0f}s)", flush=True)
+    print(f"\n{args.seeds} seeds x {len(ks)} k of {steps} steps, cfg {args.cfg}, normal scheduler, rule judge, "
+          f"{time.perf_counter() - t0:.0f}s in all\n")
+    ci = lambda c, key, d: "never" if c["step"] is None else (
+        f"{c[key]:.{d}f} [{c[key + '_ci'][0]:.{d}f}, {c[key + '_ci'][1]:.{d}f}]" if c[key + "_ci"][0] is not None
+        else f"{c[key]:.{d}f} [?]")
+    print("| sampler | " + " | ".join(f"{a} (tau50 step / noise axis)" for a in CONCEPTS) + " |")
+    print("|---|" + "---|" * len(CONCEPTS))
+    for sampler in args.samplers.split(","):
+        cells = [f"{ci(summaries[sampler, a]['crossings']['tau50'], 'step', 1)} / "
+                 f"{ci(summaries[sampler, a]['crossings']['tau50'], 'tau', 3)}" for a in CONCEPTS]
+        print(f"| {sampler} | " + " | ".join(cells) + " |")
+    print()
+    for sampler in args.samplers.split(","):
+        c = {a: summaries[sampler, a]["crossings"]["tau50"] for a in CONCEPTS}
+        early = [c[a]["step_ci"][1] for a in ("position", "colour")]
+        late = [c[a]["step_ci"][0] for a in ("size", "shape")]
+        if None in early or None in late:
+            print(f"{sampler}: an interval is missing (a curve that does not cross in most resamples)")
+        else:
+            print(f"{sampler}: position/colour upper ends {early}, size/shape lower ends {late}: "
+                  f"{'non-overlapping, layout and colour first' if max(early) < min(late) else 'OVERLAPPING'}")
+    panels = [plots.cis_plot([summaries[sampler, a] for a in CONCEPTS], list(CONCEPTS),
+                             title=f"demo model, {sampler}: base '{BASE}', one attribute changed")
+              for sampler in args.samplers.split(",")]
+    Image.fromarray((np.concatenate(panels, axis=0) * 255).round().astype(np.uint8)).save(args.out)
+    print(f"wrote {Path(args.out).resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

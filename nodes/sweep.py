@@ -1,0 +1,203 @@
+"""CISSweep: the Concept Insertion Success curve of any model, with statistics, pictures and files.
+
+Seeds are run block by block (one batched sampler run per block, every (seed, k) branch inside it);
+after each block its scores are written to output/pci/<run name>/, so an interrupted run loses
+nothing written and a re-queue with the same settings resumes where it stopped."""
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+import comfy.samplers
+import comfy.utils
+import folder_paths
+import latent_preview
+from comfy_api.latest import io
+
+from . import host
+from .judge import Judge
+from ..pci_core import cis, judges, plots, results, sweep
+
+CISResultType = io.Custom("CIS_RESULT")
+NEVER_CROSSES = -1.0  # tau50 output when CIS never falls through 0.5 (a step is never negative)
+GRID_ROWS = 4         # seeds shown in the timeline grid
+
+
+class CISSweep(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="CISSweep",
+            display_name="CIS Sweep",
+            category="PCI",
+            is_output_node=True,
+            description="When does a concept lock in? For every seed and every insertion step k, denoise with the "
+                        "base prompt for k steps and with the concept prompt after, and ask the judge whether the "
+                        "concept shows. CIS(k) is the share of seeds where it does; tau50 is where CIS falls through "
+                        "0.5. k = 0 (concept only) and k = steps (base only) are always measured as controls. Results "
+                        "go to output/pci/<run name>/ after every block of seeds; queue again to resume.",
+            inputs=[
+                io.Model.Input("model", tooltip="The diffusion model to measure"),
+                io.Conditioning.Input("base", tooltip="Positive conditioning before the insertion step (e.g. 'a photo of a person')"),
+                io.Conditioning.Input("concept", tooltip="Positive conditioning from the insertion step on (e.g. 'a photo of an old person')"),
+                io.Conditioning.Input("negative", tooltip="Negative conditioning, used at every step"),
+                io.Latent.Input("latent", tooltip="Image size (an EmptyLatentImage of batch 1): each seed makes one image per k"),
+                io.Vae.Input("vae", tooltip="Decodes the final latents for the judge"),
+                Judge.Input("judge", tooltip="From PCI Judge Loader: decides whether each image shows the concept"),
+                io.String.Input("judge_text", default="", tooltip="What the judge looks for, e.g. 'an old person'"),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip="First seed (used when seed_list is empty)"),
+                io.Int.Input("seed_count", default=16, min=1, max=100000, tooltip="How many seeds from seed on (used when seed_list is empty)"),
+                io.String.Input("seed_list", default="", tooltip="Explicit seeds instead, e.g. '1,5,9-20' (ranges inclusive)"),
+                io.String.Input("insert_steps", default="all", tooltip="Insertion steps k to measure: 'all', 'every N' "
+                                "(a stride) or a list like '2,4,8-12'; 0 and steps are always added as controls"),
+                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Sampler steps (at least 2)"),
+                io.Float.Input("cfg", default=7.5, min=0.0, max=100.0, step=0.1, round=0.01, tooltip="Classifier-free guidance scale"),
+                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, tooltip="As in KSampler"),
+                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="As in KSampler"),
+                io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
+                               tooltip="A judge score >= threshold counts as 'concept visible'; strictly between 0 and 1"),
+                io.Int.Input("max_batch", default=host.default_max_batch(), min=1, max=4096,
+                             tooltip="Most rows per model call, decode and judge batch: lower it if memory runs out"),
+                io.Boolean.Input("valid_seeds_only", default=False, tooltip="Statistics over seeds whose k=0 image shows "
+                                 "the concept and whose k=steps image does not (as the official runner); files keep all"),
+                io.String.Input("run_name", default="cis", tooltip="Folder output/pci/<run name>/ for results.json and "
+                                "cis.csv; the same name and settings resume, other settings there are an error"),
+                io.String.Input("contrast", optional=True, default="", tooltip="clip judge: what the concept is told "
+                                "apart from, e.g. the base prompt (empty: 'a photo'); ignored by rule and vqa"),
+            ],
+            outputs=[
+                io.Image.Output("cis_curve", display_name="CIS curve", tooltip="CIS(k) with Wilson 95% band, tau50/tau70 "
+                                "with bootstrap intervals, controls; top axis: the noise axis tau"),
+                io.Image.Output("timeline", display_name="timeline grid", tooltip="Final images: rows = the first seeds, "
+                                "columns = insertion steps, each with its judge score (green yes, red no)"),
+                CISResultType.Output("cis_result", display_name="CIS result", tooltip="Every score of the run (for "
+                                     "other PCI nodes, e.g. BestTimestepEdit)"),
+                io.String.Output("table", display_name="table", tooltip="CIS per k, tau50/tau70 with intervals, "
+                                 "controls and warnings as text"),
+                io.Float.Output("tau50", display_name="tau50", tooltip="The step where CIS falls through 0.5 "
+                                "(interpolated); -1 when it never does"),
+            ],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, run_name="cis", **kwargs):
+        # Re-run whenever the run's files changed (deleted, extended by another shard): ComfyUI would
+        # otherwise hand back its cached outputs for the same inputs.
+        path = run_folder(run_name) / results.RESULTS_FILE if valid_run_name(run_name) else None
+        return (path.stat().st_mtime_ns, path.stat().st_size) if path is not None and path.exists() else None
+
+    @classmethod
+    def execute(cls, model, base, concept, negative, latent, vae, judge, judge_text, seed, seed_count, seed_list,
+                insert_steps, steps, cfg, sampler_name, scheduler, threshold, max_batch, valid_seeds_only, run_name,
+                contrast="") -> io.NodeOutput:
+        seeds = sweep.parse_seeds(seed_list) if seed_list.strip() else sweep.seed_range(seed, seed_count)
+        ks = sweep.parse_steps(insert_steps, steps)
+        text, contrast = check_inputs(judge, judge_text, threshold, max_batch, run_name, latent, contrast)
+        warnings = host.sweep_warnings(base, concept)
+        sigmas = host.sampler_sigmas(model, steps, sampler_name, scheduler, 1.0)
+        store = results.RunStore(run_folder(run_name), {
+            "concept": text, "ks": ks, "steps": steps, "sigmas": host.step_sigmas(sigmas, steps), "threshold": threshold,
+            "settings": host.sweep_settings(model, base, concept, negative, latent, sampler_name, scheduler, cfg,
+                                            f"{judge.describe()}; contrast {contrast!r}")})
+        done = set(store.done_seeds())
+        blocks = sweep.seed_blocks([s for s in seeds if s not in done], len(ks), max_batch)
+        progress = SweepProgress(model, blocks, len(ks), len(sigmas) - 1, max_batch)
+        run = lambda block: host.sweep_latents(model, base, concept, negative, latent, block, ks, steps, cfg,
+                                               sampler_name, scheduler, max_batch, progress=progress.sampling)[0]
+        judged = lambda lat: host.decode_and_judge(vae, judge, lat.reshape(-1, *lat.shape[2:]), text, contrast,
+                                                   max_batch, progress=progress.judging)
+        grid_seeds, grid_images = seeds[:GRID_ROWS], {}
+        for block in blocks:  # each block: one sampler run, then decode + judge, then written to disk
+            images, scores = judged(run(block))
+            store.add(block, scores.reshape(len(block), len(ks)))
+            grid_images.update(per_seed(images, block, len(ks), grid_seeds))
+            progress.next_block()
+        missing = [s for s in grid_seeds if s not in grid_images]
+        if missing:  # resumed seeds: their pictures are not on disk, make them again for the grid
+            grid_images.update(per_seed(judged(run(missing))[0], missing, len(ks), grid_seeds))
+        result = requested(store.result(), seeds)
+        summary = cis.summarize(result, valid_seeds_only=valid_seeds_only)
+        summary["warnings"] = warnings + summary["warnings"]
+        title = f"CIS of {text!r} ({sampler_name}, {scheduler}, {steps} steps, cfg {cfg})"
+        grid = plots.timeline_grid(np.stack([grid_images[s] for s in grid_seeds]), result.scores[:len(grid_seeds)],
+                                   ks, grid_seeds, threshold)
+        curve = plots.cis_plot([summary], [text], title=title)
+        return io.NodeOutput(host.image_batch(curve), host.image_batch(grid), result, cis.table(summary),
+                             tau50_of(summary))
+
+
+def check_inputs(judge, judge_text, threshold, max_batch, run_name, latent, contrast):
+    """The inputs ComfyUI's own widgets do not check; ValueError naming the input."""
+    if not isinstance(judge, judges.Judge):
+        raise ValueError(f"judge: expected a judge from PCI Judge Loader (PCI_JUDGE), got {type(judge).__name__}")
+    text = judges.check_text(judge_text, "judge_text")
+    if not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold={threshold}: must lie strictly between 0 and 1 (a score >= threshold is a yes)")
+    if max_batch < 1:
+        raise ValueError(f"max_batch={max_batch}: must be at least 1")
+    if not valid_run_name(run_name):
+        raise ValueError(f"run_name={run_name!r}: give a folder name of letters, digits, '-', '_', '.' and spaces "
+                         "(no path separators), e.g. 'old-person-sd15'")
+    batch = latent["samples"].shape[0]
+    if batch != 1:
+        raise ValueError(f"latent: a batch of {batch}; CISSweep makes one image per seed and k: use a latent of batch 1 "
+                         "(EmptyLatentImage batch_size 1) and set seed_count or seed_list")
+    return text, (contrast.strip() or None) if isinstance(contrast, str) else None
+
+
+def valid_run_name(name) -> bool:
+    return isinstance(name, str) and re.fullmatch(r"[\w\-. ]+", name.strip()) is not None and name.strip() not in (".", "..")
+
+
+def run_folder(run_name: str) -> Path:
+    return Path(folder_paths.get_output_directory()) / "pci" / run_name.strip()
+
+
+def requested(result: cis.CISResult, seeds: list[int]) -> cis.CISResult:
+    """The stored result restricted to the seeds asked for, in the order asked (the files keep every seed)."""
+    row = {s: i for i, s in enumerate(result.seeds)}
+    return cis.CISResult(seeds, result.ks, result.steps, result.sigmas, result.scores[[row[s] for s in seeds]],
+                         result.threshold, result.concept, result.settings)
+
+
+def tau50_of(summary: dict) -> float:
+    step = summary["crossings"]["tau50"]["step"]
+    return NEVER_CROSSES if step is None else float(step)
+
+
+def per_seed(images, seeds: list[int], n_ks: int, wanted: list[int]) -> dict:
+    """{seed: its images (K, H, W, 3) as numpy} for the wanted seeds of a block's images (S * K, H, W, 3)."""
+    images = images.reshape(len(seeds), n_ks, *images.shape[1:]).numpy()
+    return {s: images[i] for i, s in enumerate(seeds) if s in wanted}
+
+
+class SweepProgress:
+    """One ComfyUI progress bar over the whole sweep: each block counts its sampler steps and its decode +
+    judge chunks; the preview shows one branch (the first seed of the block, its middle insertion step)."""
+
+    def __init__(self, model, blocks: list[list[int]], n_ks: int, sampler_steps: int, max_batch: int):
+        self.units = [sampler_steps + math.ceil(len(b) * n_ks / max_batch) for b in blocks]
+        self.sampler_steps, self.block, self.n_ks = sampler_steps, 0, n_ks
+        self.bar = comfy.utils.ProgressBar(max(1, sum(self.units)))
+        self.previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format)
+
+    def _done_before(self) -> int:
+        return sum(self.units[:self.block])
+
+    def sampling(self, step: int, x0) -> None:
+        row = self.n_ks // 2
+        preview = None
+        if self.previewer is not None and x0.shape[0] > row:
+            preview = self.previewer.decode_latent_to_preview_image("JPEG", x0[row:row + 1])
+        self.bar.update_absolute(self._done_before() + min(step + 1, self.sampler_steps), preview=preview)
+
+    def judging(self, done: int, total: int) -> None:
+        chunks = self.units[self.block] - self.sampler_steps if self.block < len(self.units) else 0
+        self.bar.update_absolute(self._done_before() + self.sampler_steps + math.ceil(done / total * chunks))
+
+    def next_block(self) -> None:
+        self.block += 1
+
+
+NODES = [CISSweep]

@@ -1,0 +1,91 @@
+"""What a CIS sweep runs: which seeds, which insertion steps, and in which seed blocks.
+
+Host-free parsing of the user's text inputs (CISSweep's `seeds` and `insert_steps`) and the block
+plan: a sweep runs its seeds block by block, one batched sampler run per block, so that results can
+be written after every block and memory stays bounded by max_batch.
+"""
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+MAX_SEED = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed range
+_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
+
+
+def parse_seeds(text: str, name: str = "seed_list") -> list[int]:
+    """Seeds from a list such as "1,5,9-20" (ranges inclusive), in the order given, without repeats.
+    ValueError naming the input for an empty, malformed or out-of-range list."""
+    valid = "a comma-separated list of seeds and inclusive ranges, e.g. '1,5,9-20'"
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name}: empty; expected {valid}")
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        m = _RANGE.match(part)
+        if m:
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if hi < lo:
+                raise ValueError(f"{name}: range {part!r} runs backwards; expected {valid}")
+            items = range(lo, hi + 1)
+        elif part.isdigit():
+            items = [int(part)]
+        else:
+            raise ValueError(f"{name}: {part!r} is not a seed or a range; expected {valid}")
+        for s in items:
+            if s > MAX_SEED:
+                raise ValueError(f"{name}: seed {s} is above the largest seed {MAX_SEED}")
+            if s not in seeds:
+                seeds.append(s)
+    return seeds
+
+
+def seed_range(first: int, count: int) -> list[int]:
+    """count seeds from first on (first, first + 1, ...)."""
+    if count < 1:
+        raise ValueError(f"seed_count={count}: must be at least 1 (or give an explicit seed_list)")
+    if first < 0 or first + count - 1 > MAX_SEED:
+        raise ValueError(f"seed={first}, seed_count={count}: seeds must lie in [0, {MAX_SEED}]")
+    return list(range(first, first + count))
+
+
+def parse_steps(text: str, steps: int, name: str = "insert_steps") -> list[int]:
+    """Insertion steps k to measure, sorted, with the controls 0 and steps always included:
+    "all" (0..steps), "every N" (0, N, 2N, ... and steps), or a list such as "2,4,8-12"."""
+    if steps < 2:
+        raise ValueError(f"steps={steps}: a CIS sweep needs at least 2 steps (k = 0 and k = steps are the controls)")
+    valid = f"'all', 'every N' (a stride, N >= 1), or a list of steps in [0, {steps}] such as '2,4,8-12'"
+    spec = text.strip().lower() if isinstance(text, str) else ""
+    if not spec:
+        raise ValueError(f"{name}: empty; expected {valid}")
+    if spec == "all":
+        return list(range(steps + 1))
+    stride = re.fullmatch(r"every\s+(-?\d+)", spec)
+    if stride:
+        n = int(stride.group(1))
+        if n < 1:
+            raise ValueError(f"{name}: stride {n} in {text!r}; the stride must be at least 1; expected {valid}")
+        return sorted(set(range(0, steps + 1, n)) | {steps})
+    try:
+        ks = parse_seeds(spec, name)
+    except ValueError:
+        raise ValueError(f"{name}: {text!r} is not understood; expected {valid}") from None
+    outside = [k for k in ks if k > steps]
+    if outside:
+        raise ValueError(f"{name}: step(s) {outside} outside 0..{steps}; expected {valid}")
+    return sorted(set(ks) | {0, steps})
+
+
+def seeds_per_block(n_ks: int, max_batch: int) -> int:
+    """Seeds per sampler run. A block of B seeds holds B * n_ks branches but evaluates about half of
+    them per step on average (branches share their seed's trunk until they switch), so B = 2 * max_batch
+    / n_ks keeps the model calls near max_batch rows; at least one seed."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch={max_batch}: must be at least 1")
+    return max(1, (2 * max_batch) // max(1, n_ks))
+
+
+def seed_blocks(seeds: Sequence[int], n_ks: int, max_batch: int) -> list[list[int]]:
+    """The seeds in order, cut into blocks of seeds_per_block."""
+    size = seeds_per_block(n_ks, max_batch)
+    return [list(seeds[i:i + size]) for i in range(0, len(seeds), size)]
