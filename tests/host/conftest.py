@@ -20,3 +20,17 @@ def host():
 def inference():
     with torch.inference_mode():  # as ComfyUI's executor samples
         yield
+
+
+@pytest.fixture(scope="session")
+def sd15_checkpoint(host):
+    """File name (for CheckpointLoaderSimple) of a random-initialised SD1.5-format checkpoint, written
+    once from ComfyUI's own model classes into a checkpoints folder registered with folder_paths
+    (PCI_TEST_CACHE, default ~/.cache/pci-comfyui-tests; 2.1 GB, kept between sessions)."""
+    import folder_paths
+    from sd15 import write_sd15_checkpoint
+    cache = os.environ.get("PCI_TEST_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "pci-comfyui-tests")
+    folder = os.path.join(cache, "checkpoints")
+    path = write_sd15_checkpoint(folder)
+    folder_paths.add_model_folder_path("checkpoints", folder)
+    return path.name

@@ -1,0 +1,269 @@
+"""GPU check (issue 9): the pack where users run it, inside real ComfyUI. Not run by CI.
+
+On a CUDA machine, for the demo model (64 px) and an SD1.5-architecture UNet (random init, fp16,
+512 px), it
+1. checks the switch step: ConceptInsertionSampler at k against ComfyUI's one-pass
+   ConditioningSetTimestepRange graph (max diff and the tolerance for GPU float noise, printed);
+2. times a full CIS sweep (4 seeds x every k of 20 euler steps) three ways: one node run per
+   (seed, k) at batch 1; one run per k batched over the seeds (the insertion guider with each
+   seed's own noise); the branching engine in one run (nodes/host.sweep_latents) for several
+   max_batch values, the device policy's choice (max_batch_for_device) included;
+3. measures the limit: the sweep's unique rows / the UNet's best rows per second through ComfyUI's
+   own CFGGuider at batch 1..128;
+and prints a table of ratios and the largest image difference of each way against the naive loop.
+
+    COMFYUI_PATH=/path/to/ComfyUI python bench/gpu_check.py            # CUDA
+    COMFYUI_PATH=/path/to/ComfyUI python bench/gpu_check.py --small    # CPU, demo model, tiny (< 60 s)
+
+(python = ComfyUI's Python.)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Plan:
+    seeds: list[int]
+    steps: int
+    pixels: int
+    max_batches: list[int | None]
+    rate_batches: list[int]
+    rate_steps: int
+    models: list[str]
+    cfg: float = 4.0
+    k_check: int = 0  # 0: steps // 2
+
+
+FULL = Plan(seeds=[0, 1, 2, 3], steps=20, pixels=512, max_batches=[None, 16, 32, 64], rate_batches=[1, 2, 4, 8, 16, 32, 64, 128],
+            rate_steps=5, models=["demo", "sd15"])
+SMALL = Plan(seeds=[0, 1], steps=4, pixels=64, max_batches=[None, 2], rate_batches=[1, 4, 16], rate_steps=2,
+             models=["demo"])
+
+
+@dataclass
+class Report:
+    model: str
+    device: str
+    switch_diff: float = 0.0
+    switch_tol: float = 0.0
+    unique_rows: int = 0
+    best_rows_per_s: float = 0.0
+    best_rate_batch: int = 0
+    policy_max_batch: int = 0
+    times: dict[str, float] = field(default_factory=dict)   # way -> seconds
+    diffs: dict[str, float] = field(default_factory=dict)   # way -> max |latent - per (seed, k) latent|
+
+    @property
+    def limit_s(self) -> float:
+        return self.unique_rows / self.best_rows_per_s
+
+
+# ---------------------------------------------------------------- ComfyUI in-process
+
+def start_comfy(comfy_path: str, cpu: bool):
+    """Real ComfyUI with the pack loaded (tests/host/comfy_host.Host). Host forces --cpu for the test
+    tier; the device is decided when comfy.model_management is imported, so import it first here."""
+    sys.path[:0] = [comfy_path, str(REPO / "tests" / "host"), str(REPO)]
+    os.chdir(comfy_path)
+    from comfy.cli_args import args
+    args.cpu = cpu
+    import comfy.model_management  # noqa: F401  (fixes the device: CUDA unless cpu)
+    from comfy_host import Host
+    return Host(comfy_path)
+
+
+def _sync():
+    import torch
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+CPU_SECONDS: dict[float, float] = {}  # wall seconds of a timed call -> this process's CPU seconds in it
+
+
+def timed(fn):
+    """(fn(), wall seconds); the process's CPU seconds go to CPU_SECONDS (steadier than wall time
+    on a shared CPU, meaningless on a GPU)."""
+    _sync()
+    t, c = time.perf_counter(), time.process_time()
+    out = fn()
+    _sync()
+    wall = time.perf_counter() - t
+    CPU_SECONDS[wall] = time.process_time() - c
+    return out, wall
+
+
+# ---------------------------------------------------------------- models
+
+def demo_parts(pack, pixels):
+    import nodes as core
+    model, clip, _ = pack.load_demo()
+    enc = lambda text: core.CLIPTextEncode().encode(clip, text)[0]
+    latent = core.EmptyLatentImage().generate(pixels, pixels, 1)[0]
+    return model, enc("a red circle on the left"), enc("a blue square on the right"), enc(""), latent
+
+
+def sd15_parts(pixels):
+    """An SD1.5-architecture UNet with random weights in fp16 through ComfyUI's own UNet loader path,
+    and random CLIP-L-shaped conditionings (no text encoder needed to time the UNet)."""
+    import comfy.sd
+    import nodes as core
+    import torch
+    from sd15 import random_value, sd15_shapes
+    g = torch.Generator().manual_seed(0)
+    sd = {k: random_value(k, s, d, g).half() for k, (s, d) in sd15_shapes().items() if k.startswith("model.diffusion_model.")}
+    model = comfy.sd.load_diffusion_model_state_dict(sd, model_options={"dtype": torch.float16})
+    cond = lambda: [[torch.randn(1, 77, 768, generator=g), {}]]
+    latent = core.EmptyLatentImage().generate(pixels, pixels, 1)[0]
+    return model, cond(), cond(), cond(), latent
+
+
+# ---------------------------------------------------------------- the three ways and the limit
+
+def per_branch(node, model, base, concept, neg, latent, seeds, ks, steps, cfg):
+    import torch
+    rows = [node.execute(model, base, concept, neg, latent, s, steps, cfg, "euler", "normal", float(k), 1.0).args[0]["samples"]
+            for s in seeds for k in ks]
+    return torch.cat(rows).reshape(len(seeds), len(ks), *rows[0].shape[1:])
+
+
+def per_k_batched(pack, model, base, concept, neg, latent, seeds, ks, steps, cfg):
+    """One guider run per k over all seeds, each seed with its own noise (the same images as per branch)."""
+    import comfy.sample
+    import comfy.samplers
+    import torch
+    from pci_core import schedule
+    sigmas = pack.sampler_sigmas(model, steps, "euler", "normal", 1.0)
+    image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    noise = torch.cat([comfy.sample.prepare_noise(image, s) for s in seeds])
+    out = []
+    for k in ks:
+        boundaries = torch.full((len(seeds),), schedule.insertion_boundary(sigmas, k), dtype=torch.float64)
+        guider = pack.ConceptInsertionGuider(model, base, concept, neg, cfg, boundaries, torch.arange(len(seeds)))
+        out.append(guider.sample(noise, image.repeat(len(seeds), 1, 1, 1), comfy.samplers.sampler_object("euler"), sigmas,
+                                 disable_pbar=True, seed=seeds[0]).float().cpu())
+    return torch.stack(out, dim=1)
+
+
+def unique_rows(n_seeds: int, ks: list[int], steps: int) -> int:
+    """Rows the branching engine evaluates: per step, one trunk row per seed while some branch has not
+    switched, plus one row per branch already switched."""
+    return n_seeds * sum(int(any(k > i for k in ks)) + sum(k <= i for k in ks) for i in range(steps))
+
+
+def rows_per_second(model, base, neg, latent, cfg, batches, steps):
+    """{batch: conditioned rows per second} through ComfyUI's own CFGGuider (a warm-up run first)."""
+    import comfy.samplers
+    import torch
+    sigmas = comfy.samplers.KSampler(model, steps, model.load_device, "euler", "normal", 1.0).sigmas
+    guider = comfy.samplers.CFGGuider(model)
+    guider.set_conds(base, neg)
+    guider.set_cfg(cfg)
+    rates = {}
+    for b in batches:
+        image = latent["samples"].repeat(b, 1, 1, 1)
+        noise = torch.randn(image.shape, generator=torch.Generator().manual_seed(b))
+        run = lambda: guider.sample(noise, image, comfy.samplers.sampler_object("euler"), sigmas, disable_pbar=True, seed=0)
+        run()
+        _, seconds = timed(run)
+        rates[b] = b * steps / seconds
+    return rates
+
+
+def max_diff(a, b) -> float:
+    return (a.float().cpu() - b.float().cpu()).abs().max().item()
+
+
+def check_model(host, pack, name: str, plan: Plan) -> Report:
+    import comfy.model_management as mm
+    import torch
+    from ranges import insertion_and_range
+    pixels = 64 if name == "demo" else plan.pixels  # the demo world is 64 px
+    model, base, concept, neg, latent = demo_parts(pack, pixels) if name == "demo" else sd15_parts(pixels)
+    node = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
+    report = Report(model=f"{name} ({model.model.get_dtype()}, {pixels} px)", device=str(mm.get_torch_device()))
+    steps, seeds, ks, cfg = plan.steps, plan.seeds, list(range(plan.steps + 1)), plan.cfg
+
+    inserted, reference = insertion_and_range(host, model, base, concept, neg, latent, 0, steps, cfg, "euler", "normal",
+                                              plan.k_check or steps // 2)
+    report.switch_diff = max_diff(inserted, reference)
+    # GPU kernels may pick other algorithms for the two graphs' (equal) batches: allow float noise
+    # of the model's dtype, relative to the latent's scale.
+    report.switch_tol = 0.0 if model.load_device.type == "cpu" else \
+        8 * torch.finfo(model.model.get_dtype()).eps * reference.abs().max().item()
+
+    naive, report.times["per (seed, k), batch 1"] = timed(
+        lambda: per_branch(node, model, base, concept, neg, latent, seeds, ks, steps, cfg))
+    batched, report.times["per k, batched over seeds"] = timed(
+        lambda: per_k_batched(pack, model, base, concept, neg, latent, seeds, ks, steps, cfg))
+    report.diffs["per k, batched over seeds"] = max_diff(batched, naive)
+    report.policy_max_batch = pack.max_batch_for_device(model, latent["samples"].shape[1:])
+    pack.sweep_latents(model, base, concept, neg, latent, seeds, ks, steps, cfg, "euler", "normal",
+                       report.policy_max_batch)  # warm-up of the batched shapes
+    for max_batch in dict.fromkeys([*plan.max_batches, report.policy_max_batch]):
+        label = f"branching, max_batch {max_batch or 'unbounded'}"
+        if max_batch == report.policy_max_batch:
+            label += " (policy)"
+        (swept, _), report.times[label] = timed(lambda: pack.sweep_latents(
+            model, base, concept, neg, latent, seeds, ks, steps, cfg, "euler", "normal", max_batch))
+        report.diffs[label] = max_diff(swept, naive)
+    rates = rows_per_second(model, base, neg, latent, cfg, plan.rate_batches, plan.rate_steps)
+    report.best_rate_batch, report.best_rows_per_s = max(rates.items(), key=lambda kv: kv[1])
+    report.unique_rows = unique_rows(len(seeds), ks, steps)
+    return report
+
+
+def table(report: Report, plan: Plan) -> str:
+    naive = report.times["per (seed, k), batch 1"]
+    lines = [f"\n{report.model} on {report.device}: {len(plan.seeds)} seeds x every k of {plan.steps} euler steps",
+             f"switch step vs ConditioningSetTimestepRange graph: max diff {report.switch_diff:.3e} "
+             f"(tolerance {report.switch_tol:.3e}) {'OK' if report.switch_diff <= report.switch_tol else 'FAILED'}",
+             f"limit: {report.unique_rows} unique rows / {report.best_rows_per_s:.1f} rows/s "
+             f"(CFGGuider, best at batch {report.best_rate_batch}) = {report.limit_s:.3f} s",
+             f"{'way':40s} {'seconds':>9s} {'x naive':>8s} {'/ limit':>8s} {'cpu s':>8s} {'max |diff| vs naive':>20s}"]
+    for way, seconds in report.times.items():
+        diff = report.diffs.get(way)
+        lines.append(f"{way:40s} {seconds:9.3f} {naive / seconds:8.2f} {seconds / report.limit_s:8.2f} "
+                     f"{CPU_SECONDS.get(seconds, float('nan')):8.2f} {'-' if diff is None else f'{diff:.3e}':>20s}")
+    return "\n".join(lines)
+
+
+def run(host, plan: Plan) -> list[Report]:
+    """Every check of the plan in an already started ComfyUI; prints the tables, returns the reports."""
+    import inspect
+    pack = inspect.getmodule(host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]).host
+    reports = []
+    import torch
+    for name in plan.models:
+        with torch.inference_mode():  # as ComfyUI's executor runs every node
+            report = check_model(host, pack, name, plan)
+        print(table(report, plan), flush=True)
+        reports.append(report)
+    return reports
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", action="store_true", help="CPU, demo model only, tiny sizes (< 60 s)")
+    args = parser.parse_args(argv)
+    comfy_path = os.environ.get("COMFYUI_PATH")
+    if not comfy_path:
+        parser.error("set COMFYUI_PATH to a ComfyUI checkout (and run with its Python)")
+    import torch
+    if not args.small and not torch.cuda.is_available():
+        parser.error("no CUDA device: run on a GPU machine, or use --small for the CPU check")
+    host = start_comfy(comfy_path, cpu=args.small)
+    reports = run(host, SMALL if args.small else FULL)
+    return 0 if all(r.switch_diff <= r.switch_tol for r in reports) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
