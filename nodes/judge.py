@@ -33,19 +33,22 @@ class PCIJudgeLoader(io.ComfyNode):
                         "judge), clip (open_clip zero-shot) or vqa (a vision-language model's P(yes)). Weights "
                         "come from models/pci_judges or an explicit path; nothing is downloaded.",
             inputs=[
-                io.Combo.Input("backend", options=list(judges.BACKENDS), default="rule"),
+                io.Combo.Input("backend", options=list(judges.BACKENDS), default="rule",
+                               tooltip="rule: the demo world's exact pixel judge; clip: open_clip zero-shot; "
+                                       "vqa: a vision-language model's P(yes)"),
                 io.String.Input("model", default="ViT-B-32", tooltip="clip: open_clip architecture name of the "
                                 "weights (e.g. ViT-B-32, ViT-L-14); ignored by rule and vqa"),
                 io.Combo.Input("weights", options=weights_choices(), tooltip="clip: a weights file; vqa: a "
                                "transformers model folder (both in models/pci_judges); rule: none"),
                 io.Combo.Input("device", options=["auto", "cpu", "cuda"], default="auto",
-                               tooltip="auto: ComfyUI's main device"),
+                               tooltip="auto: ComfyUI's main device; a device this machine lacks is an "
+                                       "error that lists the available ones"),
                 io.String.Input("weights_path", optional=True, default="",
                                 tooltip="An explicit file (clip) or folder (vqa) path; overrides weights"),
                 io.String.Input("template", optional=True, default="", tooltip="clip: prompt templates with {}, "
                                 "separated by | (default 'a photo of {}.'); vqa: the question with {concept}"),
             ],
-            outputs=[Judge.Output(display_name="judge")],
+            outputs=[Judge.Output(display_name="judge", tooltip="The loaded judge, for CIS Judge")],
         )
 
     @classmethod
@@ -72,19 +75,22 @@ class CISJudge(io.ComfyNode):
             description="Scores in [0, 1] of how much each image shows the concept, a yes/no per image "
                         "(score >= threshold is yes), a readable summary and the images with their scores drawn.",
             inputs=[
-                io.Image.Input("images"),
-                Judge.Input("judge"),
-                io.String.Input("concept", default="red", tooltip="What to look for, e.g. 'a red circle'"),
+                io.Image.Input("images", tooltip="Images to judge (the rule judge needs square ones)"),
+                Judge.Input("judge", tooltip="From PCI Judge Loader"),
+                io.String.Input("concept", default="red", tooltip="The judge text: what to look for, e.g. 'a red "
+                                "circle' (the rule judge requires every attribute it names)"),
                 io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="A score >= threshold counts as yes"),
                 io.String.Input("contrast", optional=True, default="", tooltip="clip: what the concept is told "
                                 "apart from, e.g. the base prompt (empty: 'a photo'); ignored by rule and vqa"),
             ],
             outputs=[
-                io.Float.Output("scores", display_name="scores", is_output_list=True),
-                io.Boolean.Output("decisions", display_name="decisions", is_output_list=True),
-                io.String.Output("summary", display_name="summary"),
-                io.Image.Output("annotated", display_name="annotated images"),
+                io.Float.Output("scores", display_name="scores", is_output_list=True,
+                                tooltip="One score in [0, 1] per image"),
+                io.Boolean.Output("decisions", display_name="decisions", is_output_list=True,
+                                  tooltip="Per image: score >= threshold"),
+                io.String.Output("summary", display_name="summary", tooltip="How many images show the concept, and the scores"),
+                io.Image.Output("annotated", display_name="annotated images", tooltip="The images with their score drawn on top"),
             ],
         )
 

@@ -16,22 +16,28 @@ class ConceptInsertionSampler(io.ComfyNode):
             description="Denoise with the base prompt for steps 0..k-1, then with the concept prompt. "
                         "k = 0 is a pure concept run, k = steps a pure base run.",
             inputs=[
-                io.Model.Input("model"),
+                io.Model.Input("model", tooltip="The model used for denoising (e.g. PCI Demo Model's MODEL)"),
                 io.Conditioning.Input("base", tooltip="Positive conditioning before the insertion step"),
                 io.Conditioning.Input("concept", tooltip="Positive conditioning from the insertion step on"),
-                io.Conditioning.Input("negative"),
-                io.Latent.Input("latent_image"),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
-                io.Int.Input("steps", default=20, min=1, max=10000),
-                io.Float.Input("cfg", default=4.0, min=0.0, max=100.0, step=0.1, round=0.01),
-                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS),
-                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS),
+                io.Conditioning.Input("negative", tooltip="Negative conditioning for every step"),
+                io.Latent.Input("latent_image", tooltip="The latent to denoise; as KSampler, a batch draws all "
+                                "its noise from the one seed"),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="The random seed of the noise (as KSampler)"),
+                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Denoising steps actually run"),
+                io.Float.Input("cfg", default=4.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="Classifier-free guidance scale"),
+                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS,
+                               tooltip="Any ComfyUI sampler; the switch lands on step k for each"),
+                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="Any ComfyUI scheduler"),
                 io.Float.Input("insert_step", default=10.0, min=0.0, max=10000.0, step=1.0,
                                tooltip="Step k where the concept takes over: a whole number of steps "
                                        "(0..steps), or a fraction of the steps in (0, 1)"),
-                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01),
+                io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01,
+                               tooltip="As KSampler: < 1 runs the last steps of a longer schedule (steps and "
+                                       "insert_step count the steps run); 0 returns the latent unchanged"),
             ],
-            outputs=[io.Latent.Output()],
+            outputs=[io.Latent.Output(tooltip="The denoised latent")],
         )
 
     @classmethod

@@ -46,44 +46,40 @@ def cmd_demo(args) -> int:
 
 
 def cmd_cis(args) -> int:
+    from . import cis, plots, results
     from .demo import demo_model, sweep
-    model = demo_model.load(args.weights)
-    seeds = list(range(args.seed, args.seed + args.n))
+    settings, out = _settings(args), Path(args.out)
+    judge_text = args.judge_text or sweep.default_judge_text(args.base, args.concept)
+    # the --out folder is the run: same settings resume it (finished seeds are read back), others are refused
+    store = results.RunStore(out, sweep.run_header(args.base, args.concept, judge_text, settings, args.weights))
+    done = set(store.done_seeds())
+    todo = [s for s in range(args.seed, args.seed + args.n) if s not in done]
     t = time.time()
-    result = sweep.demo_sweep(model, args.base, args.concept, seeds, _settings(args), args.max_batch)
+    swept = None
+    if todo:
+        swept = sweep.demo_sweep(demo_model.load(args.weights), args.base, args.concept, todo, settings,
+                                 args.max_batch, judge_text)
+        store.add(todo, swept["scores"])
     elapsed = time.time() - t
-    print(f"CIS over {len(seeds)} seeds, {args.base!r} -> {args.concept!r}, judged on {result['judged']} "
-          f"({args.sampler}, {args.steps} steps, {len(seeds) * len(result['ks'])} branches in {elapsed:.1f}s)")
-    print("   k    tau   CIS")
-    for k, tau, c in zip(result["ks"], result["tau"], result["cis"]):
-        print(f"{k:4d}  {tau:5.3f}  {c:4.2f}  {'#' * round(c * 20)}")
-    step, tau50 = result["tau50_step"], result["tau50"]
-    print("tau50: " + (f"step {step:.2f} of {args.steps}, noise axis {tau50:.3f}" if step is not None
-                       else "CIS never falls through 0.5"))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    images = result["images"]
-    _save_png(np.concatenate([np.concatenate(list(row), axis=1) for row in images], axis=0), out / "branches.png", 2)
-    _plot_cis(result, args, out / "cis.png")
-    print(f"wrote {out.resolve()}/cis.png (the curve) and branches.png (rows: seeds, columns: k = 0..{args.steps})")
+    result = store.result()
+    print(f"CIS over {len(result.seeds)} seeds ({len(todo)} computed now, {len(done)} read back from "
+          f"{out / results.RESULTS_FILE}), {args.base!r} -> {args.concept!r}, judged on {judge_text!r} "
+          f"({args.sampler}, {args.steps} steps, {len(todo) * len(result.ks)} branches in {elapsed:.1f}s)")
+    summary = cis.summarize(result)
+    print(cis.table(summary))
+    _save_png(plots.cis_plot([summary], title=f"CIS(k): {args.base!r} -> {args.concept!r}, "
+                                              f"judged on {judge_text!r} ({len(result.seeds)} seeds)"),
+              out / "cis.png", 1)
+    written = f"{out.resolve()}/results.json, cis.csv, cis.png (the curve)"
+    if swept is not None:
+        _save_png(plots.timeline_grid(swept["images"], swept["scores"], result.ks, todo, result.threshold,
+                                      max_rows=TIMELINE_ROWS), out / "timeline.png", 1)
+        written += f" and timeline.png (rows: the first {min(len(todo), TIMELINE_ROWS)} seeds computed now, columns: k)"
+    print(f"wrote {written}")
     return 0
 
 
-def _plot_cis(result, args, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(result["ks"], result["cis"], marker="o")
-    ax.axhline(0.5, color="gray", lw=0.8, ls="--")
-    if result["tau50_step"] is not None:
-        ax.axvline(result["tau50_step"], color="tab:red", lw=0.8, label=f"tau50 = step {result['tau50_step']:.2f}")
-        ax.legend()
-    ax.set(xlabel="insertion step k", ylabel="CIS(k)", ylim=(-0.02, 1.02))
-    ax.set_title(f"base: {args.base}\nconcept: {args.concept}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+TIMELINE_ROWS = 8
 
 
 def cmd_fidelity(args) -> int:
@@ -115,10 +111,78 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_edit_eval(args) -> int:
+    """The edit evaluation (pci_core/demo/edit_eval.py): CIS-chosen step against the usual ways to edit."""
+    from .demo import edit_eval
+    torch_threads(args.threads)
+    config = edit_eval.quick_config() if args.quick else edit_eval.EvalConfig(
+        seeds=args.seeds, helper_seeds=args.helper_seeds, inversion_cfg=args.inversion_cfg,
+        edits=tuple(args.edits.split(",")) if args.edits else tuple(edit_eval.EDITS), settings=_settings(args))
+    t = time.time()
+    results = edit_eval.run(config, weights=args.weights)
+    print(edit_eval.table(results))
+    print(f"({config.seeds} seeds per edit, {config.helper_seeds} helper seeds for the CIS sweep, "
+          f"{config.settings.sampler} {config.settings.steps} steps, cfg {config.settings.cfg}, inversion cfg "
+          f"{config.inversion_cfg}; {time.time() - t:.0f}s)")
+    return 0
+
+
 def torch_threads(n: int | None) -> None:
     if n:
         import torch
         torch.set_num_threads(n)
+
+
+# ---------------------------------------------------------------- concept studies (study, merge)
+
+def _write_study(results, out: Path, title: str) -> str:
+    """The study table (printed, study.txt) and the overlaid CIS plot (study.png) of (key, label, result)."""
+    from . import cis, plots, study
+    summaries = [cis.summarize(r) for _, _, r in results]
+    labels = [label for _, label, _ in results]
+    text = study.study_table(summaries, labels)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.txt").write_text(text + "\n", encoding="utf-8")
+    _save_png(plots.cis_plot(summaries, labels, title), out / "study.png", 1)
+    return text
+
+
+def cmd_study(args) -> int:
+    from . import study
+    from .demo import demo_model, study as demo_study
+    concept_lists = demo_study.taxonomy_concepts(study.load_taxonomy(args.taxonomy), args.path, args.base)
+    seeds = list(range(args.seed, args.seed + args.n))
+    out = Path(args.out)
+    model = demo_model.load(args.weights)
+    t = time.time()
+    report = lambda label, r: print(f"  {label}: {len(r.seeds)} seeds, {len(r.ks)} ks", flush=True)
+    results = demo_study.run_study(model, concept_lists, seeds, out, _settings(args), args.adaptive, args.weights,
+                                   args.max_batch, report, args.base, args.seed_block)
+    skipped = [f"{p}: {', '.join(c.skipped)}" for p, c in concept_lists.items() if c.skipped]
+    search = "adaptive search" if args.adaptive else "full sweep"
+    print(f"study of {len(results)} concepts against {args.base!r} ({search}, {len(seeds)} seeds, {args.sampler}, "
+          f"{args.steps} steps, {time.time() - t:.1f}s)" + (f"; skipped (= base value): {'; '.join(skipped)}"
+                                                            if skipped else ""))
+    print(_write_study(results, out, f"CIS(k) of {len(results)} concepts against {args.base!r} ({search})"))
+    print(f"wrote {out.resolve()}/study.txt, study.png, study.json and one run folder per concept")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from . import results as results_files, study
+    merged = study.merge_studies([Path(d) for d in args.dirs])
+    out = Path(args.out)
+    for key, _, result in merged:  # the merged study is a study folder again (mergeable, resumable)
+        store = results_files.RunStore(out / key, study.header_of(result))
+        done = set(store.done_seeds())
+        new = [i for i, seed in enumerate(result.seeds) if seed not in done]
+        if new:
+            store.add([result.seeds[i] for i in new], result.scores[new])
+    study.write_index(out, [(key, label) for key, label, _ in merged])
+    print(f"merged {len(args.dirs)} folders into {len(merged)} concepts")
+    print(_write_study(merged, out, f"CIS(k) of {len(merged)} concepts (merged from {len(args.dirs)} folders)"))
+    print(f"wrote {out.resolve()}/study.txt, study.png, study.json and one run folder per concept")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=16, help="number of seeds")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--max-batch", type=int, default=None, help="most rows per model call")
+    p.add_argument("--judge-text", default=None, help="what the rule judge must see, every attribute it names "
+                   "(default: the attributes the concept changes, e.g. 'a blue shape')")
     p.add_argument("--out", default="pci_cis_out")
     _add_sampling(p)
     p.set_defaults(func=cmd_cis)
@@ -164,6 +230,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--weights", default=None)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("study", help="a concept study on the demo model from a taxonomy file (one run per concept)")
+    p.add_argument("taxonomy", help="taxonomy JSON ({category: {attribute: [values]}}), e.g. pci_core/demo/taxonomy.json")
+    p.add_argument("--path", default="", help="dotted path of the lists to study, e.g. demo_world.colour (default: all)")
+    p.add_argument("--base", default="a large red circle on the left on a black background")
+    p.add_argument("--adaptive", action="store_true", help="adaptive lock-in search instead of every k")
+    p.add_argument("--n", type=int, default=16, help="number of seeds")
+    p.add_argument("--seed", type=int, default=0, help="first seed (shard a full sweep by seed block)")
+    p.add_argument("--seed-block", type=int, default=8, help="seeds per branching run of a full sweep")
+    p.add_argument("--max-batch", type=int, default=None, help="most rows per model call")
+    p.add_argument("--out", default="pci_study_out")
+    _add_sampling(p)
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("merge", help="merge study folders (shards from several machines) into one table and plot")
+    p.add_argument("dirs", nargs="+", help="study or run folders")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("edit-eval", help="edit evaluation on the demo model: CIS-chosen step vs regeneration, "
+                                         "a fixed middle step, img2img and inversion")
+    p.add_argument("--seeds", type=int, default=50, help="evaluation seeds (and input images) per edit")
+    p.add_argument("--helper-seeds", type=int, default=16, help="seeds of the CIS sweep that picks k")
+    p.add_argument("--edits", default="", help="comma-separated subset of colour,size,shape,background,position")
+    p.add_argument("--inversion-cfg", type=float, default=1.0, help="guidance scale of the input-image inversion")
+    p.add_argument("--quick", action="store_true", help="a smoke run (4 seeds, the colour edit, 8 steps)")
+    p.add_argument("--threads", type=int, default=None)
+    _add_sampling(p)
+    p.set_defaults(func=cmd_edit_eval)
 
     args = parser.parse_args(argv)
     try:

@@ -11,8 +11,8 @@ command -v "$PY" >/dev/null || PY=python3
 rm -rf "$VENV"
 "$PY" -m venv "$VENV"
 "$VENV/bin/pip" install -q -c tests/constraints.txt torch==2.14.1 torchvision==0.29.1
-"$VENV/bin/pip" install -q -c tests/constraints.txt -e ".[test]"
-"$VENV/bin/python" -m pytest tests --ignore=tests/host -q
+"$VENV/bin/pip" install -q -c tests/constraints.txt -e ".[test,clip,vqa]"
+"$VENV/bin/python" -m pytest tests --ignore=tests/host --ignore=tests/browser -q
 
 for cand in "${COMFYUI_PATH:-}" /work/comfyui-host/ComfyUI "$HOME/comfyui-host/ComfyUI"; do
   if [ -n "$cand" ] && [ -f "$cand/main.py" ]; then COMFYUI_PATH=$cand; break; fi
@@ -21,7 +21,7 @@ if [ -z "${COMFYUI_PATH:-}" ] || [ ! -f "$COMFYUI_PATH/main.py" ]; then
   echo "################################################################################"
   echo "HOST TIER SKIPPED: no ComfyUI found (set COMFYUI_PATH/COMFYUI_PYTHON, or build one with"
   echo "  bash ../shared/comfyui-host/setup.sh COMFYUI_GIT_DIR ~/comfyui-host; see README 'Host tier')."
-  echo "The nodes were NOT tested inside ComfyUI in this run."
+  echo "The nodes were NOT tested inside ComfyUI in this run (BROWSER TIER SKIPPED too)."
   echo "################################################################################"
   exit 0
 fi
@@ -30,3 +30,15 @@ export COMFYUI_PATH COMFYUI_PYTHON
 echo "host tier: ComfyUI at $COMFYUI_PATH ($COMFYUI_PYTHON)"
 "$COMFYUI_PYTHON" -m pip install -q -c tests/constraints.txt open_clip_torch "transformers>=4.45" safetensors pytest
 "$COMFYUI_PYTHON" -m pytest tests/host -q -p no:cacheprovider
+
+# Browser tier: the shipped workflows in ComfyUI's real frontend (Debian chromium, driven by Playwright).
+# Installs the browser (as root, through apt) and the playwright package only when missing; without
+# them the tier skips with a loud banner.
+if [ ! -x "${PCI_CHROMIUM:-/usr/bin/chromium}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } \
+    || echo "browser tier: could not install chromium through apt-get"
+fi
+"$VENV/bin/python" -c "import playwright" 2>/dev/null || "$VENV/bin/pip" install -q playwright \
+  || echo "browser tier: could not install playwright"
+"$VENV/bin/python" -m pytest tests/browser -q -p no:cacheprovider

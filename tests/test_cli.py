@@ -31,6 +31,30 @@ def test_cis_prints_the_curve_and_writes_the_plot(tmp_path):
     r = run("cis", "--base", "a red circle", "--concept", "a blue circle", "--n", "4", "--steps", "6",
             "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert "judged on {'colour': 'blue'}" in r.stdout and "tau50" in r.stdout
-    assert len([l for l in r.stdout.splitlines() if l[:4].strip().isdigit()]) == 7  # k = 0..6
-    assert (tmp_path / "cis.png").stat().st_size > 1000 and (tmp_path / "branches.png").exists()
+    assert "judged on 'a blue shape'" in r.stdout and "tau50: step" in r.stdout and "controls: k=0" in r.stdout
+    assert len([l for l in r.stdout.splitlines() if l[:5].strip().isdigit()]) == 7  # k = 0..6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cis.csv", "cis.png", "results.json", "timeline.png"]
+    from PIL import Image
+    from pci_core import results
+    assert Image.open(tmp_path / "cis.png").size == (1000, 550) and Image.open(tmp_path / "timeline.png").size[0] > 7 * 128
+    stored = results.merge_runs([tmp_path])
+    assert stored.seeds == [0, 1, 2, 3] and stored.ks == list(range(7)) and stored.settings["sampler"] == "euler"
+    assert (tmp_path / "cis.csv").read_text().count("\n") == 8  # header + k = 0..6
+
+
+def test_cis_resumes_its_out_folder_and_refuses_other_settings(tmp_path, capsys):
+    from pci_core import cli  # in-process: three runs of the real demo model, without three interpreter starts
+    args = ["cis", "--base", "a red circle", "--concept", "a small red circle", "--steps", "2"]
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    assert cli.main([*args, "--n", "2", "--out", str(whole)]) == 0
+    assert cli.main([*args, "--n", "1", "--out", str(resumed)]) == 0
+    capsys.readouterr()
+    assert cli.main([*args, "--n", "2", "--out", str(resumed)]) == 0
+    assert "1 computed now, 1 read back" in capsys.readouterr().out
+    for name in ("results.json", "cis.csv"):
+        assert (resumed / name).read_bytes() == (whole / name).read_bytes()
+    before = {p.name: p.read_bytes() for p in resumed.iterdir()}
+    assert cli.main([*args, "--n", "2", "--cfg", "2", "--out", str(resumed)]) == 2
+    err = capsys.readouterr().err
+    assert "settings.cfg" in err and "nothing was overwritten" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in resumed.iterdir()} == before

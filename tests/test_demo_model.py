@@ -39,14 +39,25 @@ def test_generate_is_deterministic_in_the_seed(model):
 
 
 def test_autoencoder_round_trip_keeps_every_attribute(model):
+    """Measured on this sample: shape 60/64, every other attribute 64/64 (the model is deterministic;
+    the margin allows one image read differently on another CPU)."""
     images, attrs = world.render_batch(64, seed=3, size=64)
     recon = model.decode(model.encode(torch.from_numpy(images))).numpy()
-    for attribute in world.ATTRIBUTES:
-        acc = np.mean([world.read_attributes(r)[attribute] == a[attribute] for r, a in zip(recon, attrs)])
-        assert acc >= 0.9, (attribute, acc)
+    misses = {a: sum(world.read_attributes(r)[a] != x[a] for r, x in zip(recon, attrs)) for a in world.ATTRIBUTES}
+    assert misses["shape"] <= 5 and all(misses[a] <= 1 for a in world.ATTRIBUTES if a != "shape"), misses
 
 
 def test_fidelity_on_a_fixed_sample(model):
-    scores = fidelity.measure(model, samples=30, seed=77)
-    for attribute in world.ATTRIBUTES:
-        assert scores[attribute] >= 0.8, scores
+    """Measured: all five attributes read back on 30 of 30 samples (README: 98-100% on 200)."""
+    scores = fidelity.measure(model, samples=30, seed=77, batch=16)  # two sampler runs
+    assert all(scores[a] >= 29 / 30 for a in world.ATTRIBUTES) and scores["all"] >= 28 / 30, scores
+
+
+def test_fidelity_batches_rows_that_equal_their_own_runs(model):
+    settings = pipeline.SamplerSettings(steps=6, sampler="euler_ancestral")
+    prompts, seeds = ["a red circle", "a large blue square on the left on a white background"], [3, 1234]
+    batched = fidelity.latents_each(model, prompts, seeds, settings)
+    for row, prompt, seed in zip(batched, prompts, seeds):
+        assert torch.equal(row, pipeline.insertion_latents(model, prompt, prompt, [seed], [6], settings)[0, 0])
+    with pytest.raises(ValueError, match="batch=0"):
+        fidelity.measure(model, samples=2, batch=0)

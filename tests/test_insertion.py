@@ -18,6 +18,55 @@ def one_pass(model, seed, k, settings):
     return pipeline.insertion_latents(model, BASE, CONCEPT, [seed], [k], settings)[0, 0]
 
 
+# ---------------------------------------------------------------- an independent reference
+
+def reference_run(model, seed, k, settings):
+    """The switched run written out as a plain loop: step i < k denoises with the base prompt, every
+    later step with the concept, picked by the step index alone (no sigma boundary, no branching, no
+    pci_core.samplers); noise drawn from the seed as ComfyUI draws it for a batch of one."""
+    denoise_with = pipeline.cfg_denoise_with(model, BASE, CONCEPT, "", settings.cfg)
+    sigmas = pipeline.sigmas_for(settings)
+    x = torch.randn((1, *pipeline.LATENT_SHAPE), generator=torch.Generator().manual_seed(seed))
+    x = x * (1.0 + float(sigmas[0]) ** 2) ** 0.5  # a full denoise starts at sqrt(1 + sigma_max^2)
+    noise = torch.Generator().manual_seed(seed)  # the ancestral stream restarts from the seed
+    old_denoised = None
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = denoise_with(x, sigma * x.new_ones([1]), i >= k)
+        if settings.sampler == "euler":
+            x = x + (x - denoised) / sigma * (sigma_next - sigma)
+        elif settings.sampler == "euler_ancestral":
+            sigma_up = min(sigma_next, (sigma_next ** 2 * (sigma ** 2 - sigma_next ** 2) / sigma ** 2) ** 0.5)
+            sigma_down = (sigma_next ** 2 - sigma_up ** 2) ** 0.5
+            if sigma_down == 0:
+                x = denoised
+            else:
+                x = x + (x - denoised) / sigma * (sigma_down - sigma)
+                x = x + torch.randn((1, *pipeline.LATENT_SHAPE), generator=noise) * sigma_up
+        else:  # dpmpp_2m: second order from the previous step's denoised (first order on the first and last)
+            t, t_next = -sigma.log(), -sigma_next.log()
+            h = t_next - t
+            if old_denoised is not None and sigma_next != 0:
+                r = (t - (-sigmas[i - 1].log())) / h
+                denoised_d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
+            else:
+                denoised_d = denoised
+            x = ((-t_next).exp() / (-t).exp()) * x - (-h).expm1() * denoised_d
+            old_denoised = denoised
+    return x[0]
+
+
+@pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "dpmpp_2m"])
+def test_every_branch_equals_a_plain_loop_that_switches_at_step_k(model, sampler):
+    settings = pipeline.SamplerSettings(steps=8, sampler=sampler)
+    seeds, ks = [4, 17], [0, 1, 3, 5, 7, 8]
+    swept = pipeline.insertion_latents(model, BASE, CONCEPT, seeds, ks, settings)
+    for i, seed in enumerate(seeds):
+        for j, k in enumerate(ks):
+            assert torch.equal(swept[i, j], reference_run(model, seed, k, settings)), (sampler, seed, k)
+    assert not torch.equal(swept[0, 2], swept[0, 3])  # the insertion step changes the result
+
+
 @pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "dpmpp_2m"])
 def test_every_branch_equals_its_one_pass_run(model, sampler):
     settings = pipeline.SamplerSettings(steps=8, sampler=sampler)

@@ -49,6 +49,12 @@ def test_rule_judge_full_prompts_and_wrong_ones(rendered):
         assert judge.score(image, world.make_prompt({**a, "colour": other})).item() == 0.0
 
 
+def test_rule_judge_refuses_non_square_images(rendered):
+    images, _ = rendered
+    with pytest.raises(ValueError, match=r"images: the rule judge reads the demo world's square images.*got 32x24"):
+        RuleJudge().score(images[:, :, :24], "red")
+
+
 def test_rule_judge_concept_errors(rendered):
     images, _ = rendered
     judge = RuleJudge()
@@ -106,6 +112,34 @@ def test_unknown_backend_and_device_are_refused():
         judges.load_judge("dalle")
     with pytest.raises(ValueError, match="device 'gpu0'"):
         judges.load_judge("rule", device="gpu0")
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last CUDA device: absent on every machine
+    with pytest.raises(ValueError, match=f"device '{missing}': this machine has no such device; available: cpu"):
+        judges.load_judge("rule", device=missing)
+
+
+class _LogitJudge(judges.Judge):
+    """A broken backend: returns what it is given as the scores (logits, NaN, the wrong shape)."""
+    name = "logit"
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def _score(self, images, concept, contrast):
+        return self.raw
+
+
+@pytest.mark.parametrize("raw, message", [
+    (torch.tensor([2.3, -0.7]), r"2 score\(s\) outside \[0, 1\] \(e.g. 2.3\).*not logits"),
+    (torch.tensor([0.5, float("nan")]), r"1 score\(s\) outside \[0, 1\] \(e.g. nan\)"),
+    (torch.tensor([0.5, 1.0 + 1e-6]), r"1 score\(s\) outside \[0, 1\]"),
+    (torch.tensor([0.5]), r"scores of shape \(1,\) for 2 images"),
+])
+def test_a_backend_returning_scores_outside_0_1_fails_loudly(raw, message):
+    """No clamp anywhere: a backend's logits or NaN would otherwise pass as confident 0s and 1s."""
+    with pytest.raises(RuntimeError, match="the logit judge .*" + message):
+        _LogitJudge(raw).score(torch.rand(2, 8, 8, 3), "red")
+    assert torch.equal(_LogitJudge(torch.tensor([0.0, 1.0])).score(torch.rand(2, 8, 8, 3), "red"),
+                       torch.tensor([0.0, 1.0]))  # the edges themselves are valid scores, passed unchanged
 
 
 def test_summary_and_annotation():
@@ -158,6 +192,15 @@ def test_clip_scores_shape_range_and_batching(clip_judge):
     single = torch.cat([clip_judge.score(im, "a red circle", "a blue square") for im in images])
     assert torch.allclose(batch, single, atol=1e-5)
     assert batch.std() > 0  # the images are told apart
+
+
+def test_clip_raw_backend_scores_lie_in_0_1_and_are_what_score_returns(clip_judge):
+    """The backend's own output, before the interface's range check, is a probability."""
+    images = random_images(6, seed=9)
+    with torch.no_grad():
+        raw = clip_judge._score(images, "a red circle", "a blue square")
+    assert raw.shape == (6,) and torch.isfinite(raw).all() and ((0 < raw) & (raw < 1)).all()
+    assert torch.equal(clip_judge.score(images, "a red circle", "a blue square"), raw.float().cpu())
 
 
 def test_clip_swapped_concept_and_contrast_sum_to_one(clip_judge):
@@ -294,6 +337,14 @@ def test_vqa_scores_shape_range_and_batching(vqa_judge):
     assert batch.std() > 0
 
 
+def test_vqa_raw_backend_scores_lie_in_0_1_and_are_what_score_returns(vqa_judge):
+    images = random_images(3, h=32, w=32, seed=6)
+    with torch.no_grad():
+        raw = vqa_judge._score(images, "red circle", None)
+    assert raw.shape == (3,) and torch.isfinite(raw).all() and ((0 < raw) & (raw < 1)).all()
+    assert torch.equal(vqa_judge.score(images, "red circle"), raw.float().cpu())
+
+
 def test_vqa_score_is_p_yes_from_the_answer_logits(vqa_judge):
     """Recomputed by hand: softmax over logsumexp('yes','Yes') and logsumexp('no','No') next-token logits."""
     tokenizer = vqa_judge.processor.tokenizer
@@ -336,3 +387,24 @@ def test_clip_load_does_not_log_random_init(clip_dir, caplog):
     judges.load_judge("clip", model=TINY_CLIP, weights="tiny.safetensors", search_dirs=[clip_dir],
                       templates=["an image of {}"])
     assert "initialized randomly" not in caplog.text
+
+
+def test_judge_libraries_are_optional_extras_imported_only_inside_their_backends():
+    """pyproject says what the code does: open_clip and transformers are the clip / vqa extras, and no
+    module imports them at load time (only inside the backend that needs them)."""
+    import ast
+    from pathlib import Path
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    repo = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    required = " ".join(project["dependencies"])
+    assert "open_clip" not in required and "transformers" not in required and "tqdm" not in required
+    extras = project["optional-dependencies"]
+    assert any(d.startswith("open_clip_torch") for d in extras["clip"])
+    assert any(d.startswith("transformers") for d in extras["vqa"])
+    for path in [*(repo / "pci_core").rglob("*.py"), *(repo / "nodes").glob("*.py")]:
+        for node in ast.parse(path.read_text()).body:  # module level only
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.split(".")[0] in ("open_clip", "transformers", "tqdm") for n in names), path

@@ -10,7 +10,7 @@ def test_pixel_judge_reads_every_attribute_of_rendered_ground_truth(size):
     images, attrs = world.render_batch(1500, seed=42, size=size)
     for attribute in world.ATTRIBUTES:
         accuracy = np.mean([world.read_attributes(im)[attribute] == a[attribute] for im, a in zip(images, attrs)])
-        assert accuracy >= 0.99, (attribute, accuracy)
+        assert accuracy >= 0.999, (attribute, accuracy)  # measured 1500/1500 at both sizes (README: 100%)
 
 
 def test_every_value_is_rendered_and_read_back():

@@ -1,37 +1,58 @@
-"""PCI on the demo model standalone: every seed x every k, judged by the exact pixel judge."""
+"""PCI on the demo model standalone: every seed x every k, judged by the rule (exact pixel) judge."""
 from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from .. import schedule
 from ..cis import cis_curve, first_crossing
+from ..judges.rule import RuleJudge
 from . import demo_model, pipeline, world
 
 
-def concept_attributes(base: str, concept: str) -> dict[str, str]:
-    """What the rule judge looks for: the concept's attributes that the base does not already name
-    with the same value (all of the concept's when they name the same)."""
+def default_judge_text(base: str, concept: str) -> str:
+    """The judge text when none is given: the attributes the concept changes from the base, as words
+    ("a red circle" -> "a blue circle" gives "a blue shape"); all of the concept's when it changes none.
+    CIS has one definition: the rule judge sees every attribute its judge text names."""
     b, c = world.parse_prompt(base), world.parse_prompt(concept)
     if not c:
         raise ValueError(f"concept {concept!r} names no attribute of the demo world")
     changed = {a: v for a, v in c.items() if b.get(a) != v}
-    return changed or c
+    return world.make_prompt(changed or c)
+
+
+JUDGE_THRESHOLD = 0.5  # the rule judge scores 0 or 1
+
+
+def run_header(base: str, concept: str, judge_text: str, settings: pipeline.SamplerSettings,
+               weights: str | None) -> dict:
+    """What identifies a demo CIS run in its results folder (pci_core.results.RunStore): every k of
+    the schedule, the sampler settings, prompts, judge and weights; the seeds are not part of it."""
+    return {"concept": judge_text, "ks": list(range(settings.steps + 1)), "steps": settings.steps,
+            "sigmas": pipeline.sigmas_for(settings).tolist(), "threshold": JUDGE_THRESHOLD,
+            "settings": {"model": f"demo model ({weights or 'shipped weights'})", "sampler": settings.sampler,
+                         "scheduler": settings.scheduler, "cfg": settings.cfg, "base_prompt": base,
+                         "concept_prompt": concept, "negative_prompt": "", "judge": RuleJudge().describe(),
+                         "latent_size": list(pipeline.LATENT_SHAPE[1:])}}
 
 
 @torch.no_grad()
 def demo_sweep(model: demo_model.DemoModel, base: str, concept: str, seeds: Sequence[int],
-               settings: pipeline.SamplerSettings = pipeline.SamplerSettings(), max_batch: int | None = None) -> dict:
-    """Every seed x every k on the demo model, judged by the pixel judge: images, decisions, CIS, tau50."""
+               settings: pipeline.SamplerSettings = pipeline.SamplerSettings(), max_batch: int | None = None,
+               judge_text: str | None = None) -> dict:
+    """Every seed x every k on the demo model, judged by the rule judge on judge_text (default:
+    default_judge_text): images, decisions, CIS, tau50."""
     ks = list(range(settings.steps + 1))
+    judge_text = judge_text or default_judge_text(base, concept)
     latents = pipeline.insertion_latents(model, base, concept, seeds, ks, settings, max_batch=max_batch)
-    images = model.decode(latents.reshape(-1, *latents.shape[2:])).numpy()
-    wanted = concept_attributes(base, concept)
-    decisions = world.judge_batch(images, wanted).reshape(len(seeds), len(ks))
+    images = model.decode(latents.reshape(-1, *latents.shape[2:]))
+    judge = RuleJudge()
+    scores = judge.score(images, judge_text)
+    decisions = judge.decide(scores, JUDGE_THRESHOLD).numpy().reshape(len(seeds), len(ks))
     curve = cis_curve(decisions)
     tau_k = schedule.tau_from_sigmas(pipeline.sigmas_for(settings)).numpy()
-    return {"ks": ks, "images": images.reshape(len(seeds), len(ks), *images.shape[1:]), "decisions": decisions,
-            "cis": curve, "tau": tau_k, "judged": wanted,
+    return {"ks": ks, "images": images.numpy().reshape(len(seeds), len(ks), *images.shape[1:]),
+            "decisions": decisions, "scores": scores.numpy().reshape(len(seeds), len(ks)), "cis": curve,
+            "tau": tau_k, "judged": judge_text,
             "tau50_step": first_crossing(ks, curve), "tau50": first_crossing(tau_k, curve)}

@@ -84,12 +84,31 @@ def check_backend(backend: Any) -> str:
     return name
 
 
+def available_devices() -> list[str]:
+    """The devices this machine's torch can run on, e.g. ['cpu', 'cuda:0']."""
+    found = ["cpu"]
+    for kind in ("cuda", "xpu"):
+        backend = getattr(torch, kind, None)
+        if backend is not None and backend.is_available():
+            found += [f"{kind}:{i}" for i in range(backend.device_count())]
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
 def check_device(device: Any) -> torch.device:
+    """A torch device this machine has; ValueError naming 'device' and the devices available otherwise."""
     try:
-        return torch.device(device)
+        device = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"device {device!r}: expected a torch device such as 'cpu', 'cuda' or 'cuda:0' "
                          f"({e})") from None
+    available = available_devices()
+    wanted = f"{device.type}:{device.index or 0}" if device.type in ("cuda", "xpu") else device.type
+    if wanted not in available:
+        raise ValueError(f"device '{device}': this machine has no such device; available: {', '.join(available)} "
+                         f"(the loader's 'auto' picks ComfyUI's main device)")
+    return device
 
 
 def decide(scores: Any, threshold: float = 0.5) -> torch.Tensor:
@@ -112,7 +131,8 @@ def check_templates(templates: Any, slot: str, name: str) -> tuple[str, ...]:
 
 
 class Judge:
-    """Base of every judge: checks inputs, then asks the backend's _score for (B,) scores in [0, 1]."""
+    """Base of every judge: checks inputs, then asks the backend's _score for (B,) scores in [0, 1]
+    (checked, never clamped: a score outside [0, 1] or NaN is a RuntimeError naming the backend)."""
 
     name = "judge"
 
@@ -128,7 +148,20 @@ class Judge:
             contrast = check_text(contrast, "contrast")
         with torch.no_grad():
             scores = self._score(batch, concept, contrast)
-        return scores.detach().float().cpu().clamp(0.0, 1.0)
+        return self._checked(scores.detach().float().cpu(), len(batch))
+
+    def _checked(self, scores: torch.Tensor, n: int) -> torch.Tensor:
+        """The backend's scores as they are: never clamped, so a backend returning logits or NaN fails
+        here, loudly, instead of being hidden as 0 or 1."""
+        if scores.shape != (n,):
+            raise RuntimeError(f"the {self.name} judge ({self.describe()}) returned scores of shape "
+                               f"{tuple(scores.shape)} for {n} images; a judge returns one score per image")
+        bad = ~((scores >= 0.0) & (scores <= 1.0))  # NaN fails both comparisons
+        if bad.any():
+            raise RuntimeError(f"the {self.name} judge ({self.describe()}) returned {int(bad.sum())} score(s) "
+                               f"outside [0, 1] (e.g. {scores[bad][0].item():.4g}); a judge returns probabilities, "
+                               f"not logits (a bug in that backend)")
+        return scores
 
     def decide(self, scores: Any, threshold: float = 0.5) -> torch.Tensor:
         """Yes/no per image: True where score >= threshold (a score equal to the threshold is a yes)."""

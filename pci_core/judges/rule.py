@@ -21,11 +21,25 @@ def parse_concept(concept: str) -> dict[str, str]:
     return attributes
 
 
+def check_square(images: torch.Tensor) -> None:
+    """The demo world is square and the judge reads positions and shapes relative to it; a resize of a
+    non-square image would squash a circle into an ellipse, so such an image is refused instead."""
+    h, w = images.shape[1:3]
+    if h != w:
+        raise ValueError(f"images: the rule judge reads the demo world's square images (the demo model makes "
+                         f"64x64); got {h}x{w} (height x width): crop or scale them to a square first")
+
+
 class RuleJudge(Judge):
-    """1.0 where every attribute the concept names is read back from the pixels, else 0.0."""
+    """1.0 where every attribute the concept names is read back from the pixels, else 0.0.
+
+    This is the one definition of CIS on the demo world: the judge text decides what is judged, and
+    every attribute it names must be seen. A sweep passes its judge text; the demo command's default
+    judge text is the attributes the concept changes (pci_core.demo.sweep.default_judge_text)."""
 
     name = "rule"
 
     def _score(self, images, concept, contrast):
         attributes = parse_concept(concept)
+        check_square(images)
         return torch.from_numpy(world.judge_batch(images.cpu().numpy(), attributes))

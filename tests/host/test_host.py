@@ -219,18 +219,24 @@ def test_judge_nodes_score_demo_images_in_a_graph(host):
 
 
 def test_interrupt_stops_the_sampler_and_the_next_run_works(host, inference):
+    """The guider's own interrupt check stops the run. The progress hook (ComfyUI's main.py and this
+    harness install one that raises on interrupt too) is switched off, so no other check can."""
     import comfy.model_management as mm
+    import comfy.utils
     core, model, clip, vae, enc = _demo_parts(host)
     base, concept, neg = enc("a red circle"), enc("a blue circle"), enc("")
     latent = core.EmptyLatentImage().generate(64, 64, 1)[0]
     node = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
     run = lambda: node.execute(model, base, concept, neg, latent, 0, 6, 4.0, "euler", "normal", 3.0, 1.0)
+    hook = comfy.utils.PROGRESS_BAR_HOOK
+    comfy.utils.set_progress_bar_global_hook(None)
     mm.interrupt_current_processing(True)
     try:
         with pytest.raises(mm.InterruptProcessingException):
             run()
     finally:
         mm.interrupt_current_processing(False)
+        comfy.utils.set_progress_bar_global_hook(hook)
     assert run().args[0]["samples"].shape == (1, 4, 8, 8)
 
 
@@ -255,3 +261,90 @@ def test_area_conds_and_model_patches_pass_through(host):
     p["31"]["inputs"]["x"] = 0.0  # the area matters: moving it changes the result
     ok, events, _ = host.run(p)
     assert ok and not torch.equal(host.output("5")["samples"], inserted)
+
+
+# ---------------------------------------------------------------- bad input and ignored settings (issue 10)
+
+def test_denoise_zero_returns_the_latent_unchanged_as_ksampler(host, inference):
+    core, model, clip, vae, enc = _demo_parts(host)
+    base, concept, neg = enc("a red circle"), enc("a blue circle"), enc("")
+    source = {"samples": torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))}
+    node = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
+    out = node.execute(model, base, concept, neg, source, 0, 8, 4.0, "euler", "normal", 4.0, 0.0).args[0]
+    ks = core.common_ksampler(model, 0, 8, 4.0, "euler", "normal", base, neg, source, denoise=0.0)[0]
+    assert torch.equal(out["samples"], source["samples"]) and torch.equal(ks["samples"], source["samples"])
+    with pytest.raises(ValueError, match=r"insert_step=9: must be in \[0, 8\]"):  # still checked
+        node.execute(model, base, concept, neg, source, 0, 8, 4.0, "euler", "normal", 9.0, 0.0)
+
+
+@pytest.mark.parametrize("insert_step, message", [
+    (None, "Failed to convert an input value to a FLOAT value"),  # ComfyUI's own validation names the input
+    ("half", "Failed to convert an input value to a FLOAT value"),
+    (float("nan"), "insert_step=nan: expected a number"),  # NaN passes ComfyUI's min/max checks; the node names it
+])
+def test_insert_step_null_text_or_nan_through_the_api_is_named(host, insert_step, message):
+    ok, events, _ = host.run(_insertion_prompt(insert_step=insert_step, steps=6))
+    errors = str(errors_of(events))
+    assert not ok and "insert_step" in errors and message in errors, errors
+
+
+def test_insert_step_that_is_not_a_number_is_named_when_called_directly(host, inference):
+    core, model, clip, vae, enc = _demo_parts(host)
+    base, neg = enc("a red circle"), enc("")
+    latent = core.EmptyLatentImage().generate(64, 64, 1)[0]
+    node = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
+    for bad in (None, "3", float("inf"), True):
+        with pytest.raises(ValueError, match=r"insert_step=.*: expected a number, a step in \[0, steps\]"):
+            node.execute(model, base, base, neg, latent, 0, 6, 4.0, "euler", "normal", bad, 1.0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_judge_loader_on_cuda_without_cuda_names_device_and_what_is_available(host):
+    p = t2i_prompt("a red circle", steps=2)
+    p["20"] = {"class_type": "PCIJudgeLoader", "inputs": {"backend": "rule", "model": "", "weights": "none (rule judge)",
+                                                         "device": "cuda"}}
+    p["21"] = {"class_type": "CISJudge", "inputs": {"images": ["6", 0], "judge": ["20", 0], "concept": "red",
+                                                   "threshold": 0.5}}
+    p["22"] = {"class_type": "PreviewAny", "inputs": {"source": ["21", 2]}}
+    ok, events, _ = host.run(p)
+    errors = str(errors_of(events))
+    assert not ok and "device 'cuda': this machine has no such device; available: cpu" in errors, errors
+
+
+def _cond(clip, text):
+    import nodes as core
+    return core.CLIPTextEncode().encode(clip, text)[0][0][0]
+
+
+def test_clip_set_last_layer_is_honoured_on_the_demo_clip(host, inference, caplog):
+    import logging
+    import nodes as core
+    core_, model, clip, vae, enc = _demo_parts(host)
+    last = lambda layer: core.CLIPSetLastLayer().set_last_layer(clip, layer)[0]
+    text = "a red circle on the left"
+    full = _cond(clip, text)
+    assert torch.equal(_cond(last(-1), text), full)
+    second = _cond(last(-2), text)
+    encoder = clip.cond_stage_model.encoder  # by hand: the first block's output, then the final norm
+    ids = torch.tensor([demo_model.tokenize(text)])
+    assert torch.equal(second, encoder.norm(encoder.blocks[0](encoder.embed(ids))))
+    assert not torch.allclose(second, full)
+    assert torch.equal(_cond(clip, text), full)  # the clone's layer does not stick to the original
+    with caplog.at_level(logging.WARNING):
+        assert torch.equal(_cond(last(-24), text), full)
+    assert "stop_at_clip_layer=-24 is beyond its 2 layers" in caplog.text
+
+
+def test_prompt_weights_are_honoured_on_the_demo_clip_as_comfyui_does(host, inference):
+    core, model, clip, vae, enc = _demo_parts(host)
+    plain = _cond(clip, "a red circle")
+    assert torch.equal(_cond(clip, "a (red:1.0) circle"), plain)
+    weighted = _cond(clip, "a (red:1.5) circle")
+    empty = clip.cond_stage_model.encoder(torch.zeros(1, demo_model.MAX_TOKENS, dtype=torch.long))
+    red = demo_model.tokenize("a red circle").index(demo_model.tokenize("red")[0])
+    expected = plain.clone()
+    expected[0, red] = (plain[0, red] - empty[0, red]) * 1.5 + empty[0, red]  # comfy.sd1_clip's rule
+    assert torch.allclose(weighted, expected, atol=1e-6) and not torch.allclose(weighted, plain)
+    both = _cond(clip, "a (red circle:0.5)")
+    tokens = clip.tokenize("a (red circle:0.5)")
+    assert tokens["weights"][:3] == [1.0, 0.5, 0.5] and not torch.allclose(both, plain)
