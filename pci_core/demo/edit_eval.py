@@ -1,0 +1,277 @@
+"""Edit evaluation on the demo world: does the CIS-chosen insertion step beat the usual ways to edit?
+
+For each edit type (colour, size, shape, background, position) the source prompt names the shape
+and the attribute the edit changes, and the edit prompt changes that one value; every other
+attribute is left to the seed, so preservation measures what the prompt does not pin down.
+
+- k* comes from a CIS sweep on separate helper seeds (every k, pixel judge on the edited
+  attribute) and a rule of pci_core.editing ("tau" at a level, or "best score").
+- Generated sources (seed s, source prompt): PCI at k* against full regeneration with the edit
+  prompt (k = 0), a fixed middle step (k = T/2), and img2img of the source latent at matching
+  strength (noised to sigma_k* with fresh noise and denoised with the edit prompt, as KSampler with
+  denoise = (T - k*)/T does).
+- Input images (world.render at the model's 64 px, not model samples): DDIM-style inversion with
+  the source prompt (euler over the flipped sigmas) to sigma_k*, then steps k*..T with the edit
+  prompt, against inversion + full regeneration (k = 0) and img2img of the encoded image; and the
+  reconstruction without an edit (source prompt after the inversion).
+
+Edit success: the pixel judge reads the edit's value of the edited attribute. Preservation: it reads
+every other attribute as it reads it on the source. SSIM / PSNR via pci_core.editing (torchmetrics).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .. import editing, insertion, samplers, schedule
+from ..cis import CISResult
+from . import demo_model, pipeline, world
+
+EDITS: dict[str, tuple[str, str]] = {
+    "colour": ("a red circle", "a blue circle"),
+    "size": ("a large circle", "a small circle"),
+    "shape": ("a red circle", "a red square"),
+    "background": ("a circle on a black background", "a circle on a white background"),
+    "position": ("a circle on the left", "a circle on the right"),
+}
+HELPER_SEED = 1000        # CIS sweep seeds start here, apart from the evaluation seeds (0..)
+IMG2IMG_NOISE_SEED = 10**6  # img2img's fresh noise: seed + this (a new draw, not the source's noise)
+INPUT_IMAGE_SEED = 7      # rendering seed of the input images
+
+
+@dataclass
+class EvalConfig:
+    seeds: int = 50
+    helper_seeds: int = 16
+    edits: Sequence[str] = tuple(EDITS)
+    # (rule, level or weight): the paper's window (tau 0.5, the node's default), a surer edit (tau 0.9),
+    # and the best-score rule on the helper probe (SSIM to the source as preservation)
+    variants: Sequence[tuple[str, float]] = (("tau", 0.5), ("tau", 0.9), ("best score", 0.5))
+    inversion_cfg: float = 1.0
+    settings: pipeline.SamplerSettings = field(default_factory=pipeline.SamplerSettings)
+    negative: str = ""
+
+
+QUICK_EDITS = ("colour",)
+
+
+def quick_config() -> EvalConfig:
+    """A smoke run for the tests (seconds): 4 seeds, one edit, 8 steps."""
+    return EvalConfig(seeds=4, helper_seeds=4, edits=QUICK_EDITS, settings=pipeline.SamplerSettings(steps=8))
+
+
+# ---------------------------------------------------------------- measuring edits
+
+def changed_attributes(source: str, edit: str) -> dict[str, str]:
+    """What the edit changes: the edit prompt's attribute values that the source prompt does not name alike."""
+    before, after = world.parse_prompt(source), world.parse_prompt(edit)
+    changed = {a: v for a, v in after.items() if before.get(a) != v}
+    if not changed:
+        raise ValueError(f"edit {edit!r} changes no attribute of source {source!r}")
+    return changed
+
+
+def read_all(images: np.ndarray) -> list[dict]:
+    return [world.read_attributes(im) for im in images]
+
+
+def edit_scores(source_reads: list[dict], edited: np.ndarray, wanted: dict[str, str]) -> dict[str, np.ndarray]:
+    """Per image: edit success (every edited attribute read as wanted) and preservation (every other
+    attribute read as on the source)."""
+    reads = read_all(edited)
+    others = [a for a in world.ATTRIBUTES if a not in wanted]
+    success = np.array([all(r[a] == v for a, v in wanted.items()) for r in reads], dtype=np.float64)
+    kept = np.array([all(r[a] == s[a] for a in others) for r, s in zip(reads, source_reads)], dtype=np.float64)
+    return {"success": success, "preservation": kept}
+
+
+def measure(source: np.ndarray, edited: np.ndarray, wanted: dict[str, str], source_reads=None) -> dict[str, float]:
+    source_reads = source_reads if source_reads is not None else read_all(source)
+    scores = edit_scores(source_reads, edited, wanted)
+    s, e = torch.from_numpy(source), torch.from_numpy(edited)
+    return {"success": float(scores["success"].mean()), "preservation": float(scores["preservation"].mean()),
+            "ssim": float(editing.ssim(s, e).mean()), "psnr": float(editing.psnr(s, e).clamp(max=100).mean()),
+            "n": len(edited)}
+
+
+# ---------------------------------------------------------------- sampling pieces (standalone engine)
+
+def denoise_from(denoise, x: torch.Tensor, sigmas: torch.Tensor, settings, seeds) -> torch.Tensor:
+    """Finish a latent x at sigmas[0] over sigmas (no noise added), with the settings' sampler."""
+    if len(sigmas) < 2:
+        return x
+    sampler = samplers.get_sampler(settings.sampler)
+    return sampler(denoise, x, sigmas, noise_sampler=samplers.seeded_noise(seeds, x.shape[1:]))
+
+
+def invert(denoise, latents: torch.Tensor, sigmas: torch.Tensor) -> list[torch.Tensor]:
+    """Euler (DDIM-style ODE) inversion over the flipped schedule: the latent at every sigmas[k],
+    k = T..0 (index k of the returned list is the latent at the noise level of step k)."""
+    up = editing.inversion_sigmas(sigmas, 0, float(schedule.discrete_sigmas()[0]))
+    at = {len(sigmas) - 1: latents}
+    x = latents
+    for i in range(len(up) - 1):  # one euler step at a time, keeping each level
+        x = samplers.sample_euler(denoise, x, up[i:i + 2])
+        at[len(sigmas) - 2 - i] = x
+    return [at[k] for k in range(len(sigmas))]
+
+
+def img2img(denoise, source_latents: torch.Tensor, k: int, sigmas: torch.Tensor, settings, seeds) -> torch.Tensor:
+    """KSampler with denoise < 1: the source latent plus fresh noise at sigma_k, denoised over sigmas[k:]."""
+    noise = torch.cat([samplers.initial_noise(s + IMG2IMG_NOISE_SEED, source_latents.shape[1:]) for s in seeds])
+    x = source_latents + noise * sigmas[k]
+    return denoise_from(denoise, x, sigmas[k:], settings, [s + IMG2IMG_NOISE_SEED for s in seeds])
+
+
+def prompt_denoisers(model, source: str, edit: str, settings, negative: str, cfg: float | None = None):
+    """(denoise with the source prompt, denoise with the edit prompt), CFG as the pipeline does."""
+    dw = pipeline.cfg_denoise_with(model, source, edit, negative, settings.cfg if cfg is None else cfg)
+    return (lambda x, s: dw(x, s, False)), (lambda x, s: dw(x, s, True))
+
+
+# ---------------------------------------------------------------- choosing k* on helper seeds
+
+@torch.no_grad()
+def helper_sweep(model, source: str, edit: str, seeds: Sequence[int], settings, negative: str = ""):
+    """Every k on the helper seeds: (CISResult of the edited attribute, SSIM (S, K) of each image to its
+    seed's k = T image, the source)."""
+    ks = list(range(settings.steps + 1))
+    latents = pipeline.insertion_latents(model, source, edit, seeds, ks, settings, negative)
+    images = model.decode(latents.reshape(-1, *latents.shape[2:])).reshape(len(seeds), len(ks), 64, 64, 3)
+    wanted = changed_attributes(source, edit)
+    scores = world.judge_batch(images.reshape(-1, 64, 64, 3).numpy(), wanted).reshape(len(seeds), len(ks))
+    kept = torch.stack([editing.ssim(images[:, -1], images[:, i]) for i in range(len(ks))], dim=1).numpy()
+    sigmas = pipeline.sigmas_for(settings)
+    result = CISResult(list(seeds), ks, settings.steps, sigmas.tolist(), scores, 0.5, edit,
+                       {"sampler": settings.sampler, "scheduler": settings.scheduler, "cfg": settings.cfg,
+                        "base": source, "concept": edit, "judge": "rule"})
+    return result, kept
+
+
+def choose_all(result: CISResult, kept: np.ndarray, variants) -> dict[str, editing.StepChoice]:
+    """The step each rule variant picks from the helper sweep, by label ("tau 0.5", "best score w=0.5")."""
+    success, preservation = editing.probe_curves(result.scores, kept)
+    out = {}
+    for rule, value in variants:
+        if rule == "best score":
+            out[f"best score w={value:g}"] = editing.choose_by_score(result.ks, success, preservation, value)
+        else:
+            out[f"tau {value:g}"] = editing.choose_by_tau(result, value)
+    return out
+
+
+# ---------------------------------------------------------------- one edit type
+
+@torch.no_grad()
+def evaluate_edit(model, name: str, config: EvalConfig) -> dict:
+    source, edit = EDITS[name]
+    s, T = config.settings, config.settings.steps
+    wanted = changed_attributes(source, edit)
+    helper = list(range(HELPER_SEED, HELPER_SEED + config.helper_seeds))
+    result, kept = helper_sweep(model, source, edit, helper, s, config.negative)
+    choices = choose_all(result, kept, config.variants)
+    chosen = sorted({c.k for c in choices.values()})
+    seeds = list(range(config.seeds))
+    sigmas = pipeline.sigmas_for(s)
+    to_source, to_edit = prompt_denoisers(model, source, edit, s, config.negative)
+    generated, inputs = {}, {}
+
+    # Generated sources: every chosen k, k = 0, k = T/2 and the source (k = T) in one branching run.
+    ks = sorted({0, T // 2, T, *chosen})
+    latents = pipeline.insertion_latents(model, source, edit, seeds, ks, s, config.negative)
+    images = {k: model.decode(latents[:, i]).numpy() for i, k in enumerate(ks)}
+    src, src_latents = images[T], latents[:, ks.index(T)]
+    src_reads = read_all(src)
+    for label, c in choices.items():
+        generated[f"PCI, {label}: k={c.k}"] = measure(src, images[c.k], wanted, src_reads)
+    generated["regenerate (k=0)"] = measure(src, images[0], wanted, src_reads)
+    generated[f"fixed middle k={T // 2}"] = measure(src, images[T // 2], wanted, src_reads)
+    for k in chosen:
+        edited = model.decode(img2img(to_edit, src_latents, k, sigmas, s, seeds)).numpy()
+        generated[f"img2img, denoise {(T - k) / T:.2f} (k={k})"] = measure(src, edited, wanted, src_reads)
+
+    # Input images: rendered by the world (the source prompt's attributes fixed, the rest random), inverted.
+    rendered, attrs = world.render_batch(config.seeds, INPUT_IMAGE_SEED, world.parse_prompt(source),
+                                         size=demo_model.IMAGE_SIZE)
+    x0 = model.encode(torch.from_numpy(rendered))
+    invert_with, _ = prompt_denoisers(model, source, edit, s, config.negative, cfg=config.inversion_cfg)
+    levels = invert(invert_with, x0, sigmas)
+    decode = lambda lat: model.decode(lat).numpy()
+    for label, c in choices.items():
+        inputs[f"inversion + PCI, {label}: k={c.k}"] = measure(
+            rendered, decode(denoise_from(to_edit, levels[c.k], sigmas[c.k:], s, seeds)), wanted, attrs)
+    regenerated = decode(denoise_from(to_edit, levels[0], sigmas, s, seeds))
+    inputs["inversion + regenerate (k=0)"] = measure(rendered, regenerated, wanted, attrs)
+    reconstruction = {}
+    for k in chosen:
+        inputs[f"img2img, denoise {(T - k) / T:.2f} (k={k})"] = measure(
+            rendered, decode(img2img(to_edit, x0, k, sigmas, s, seeds)), wanted, attrs)
+        kept = decode(denoise_from(to_source, levels[k], sigmas[k:], s, seeds))
+        reconstruction[k] = measure(rendered, kept, {}, attrs)
+    reconstruction[0] = measure(rendered, decode(denoise_from(to_source, levels[0], sigmas, s, seeds)), {}, attrs)
+    vae_psnr = float(editing.psnr(torch.from_numpy(rendered), model.decode(x0)).mean())
+    return {"edit": name, "source": source, "target": edit, "choices": choices, "generated": generated,
+            "inputs": inputs, "reconstruction": reconstruction, "vae_psnr": vae_psnr, "cis": result}
+
+
+def verdict(rows: dict, pci_label: str, baselines: list[str]) -> str:
+    """Does a PCI row beat each baseline on preservation at equal or better edit success?"""
+    pci = rows[pci_label]
+    losses = [f"{label} ({rows[label]['success']:.2f}/{rows[label]['preservation']:.2f})" for label in baselines
+              if not (pci["preservation"] > rows[label]["preservation"] and pci["success"] >= rows[label]["success"])]
+    return "beats all" if not losses else "not: " + ", ".join(losses)
+
+
+def _verdicts(r: dict) -> list[str]:
+    out = []
+    for label, c in r["choices"].items():
+        i2i = f"img2img, denoise {(r['cis'].steps - c.k) / r['cis'].steps:.2f} (k={c.k})"
+        gen = verdict(r["generated"], f"PCI, {label}: k={c.k}",
+                      ["regenerate (k=0)", next(x for x in r["generated"] if x.startswith("fixed middle")), i2i])
+        inp = verdict(r["inputs"], f"inversion + PCI, {label}: k={c.k}", ["inversion + regenerate (k=0)", i2i])
+        out.append(f"| {r['edit']} | {label} | {c.k} | {gen} | {inp} |")
+    return out
+
+
+def table(results: list[dict]) -> str:
+    """Markdown tables: generated sources, input images, verdicts, reconstruction."""
+    lines = []
+    for key, title in (("generated", "Generated sources (seed edits)"), ("inputs", "Input images (rendered, inverted)")):
+        lines += [f"**{title}**", "", "| edit | method | edit success | preservation | SSIM | PSNR (dB) |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for r in results:
+            for label, m in r[key].items():
+                lines.append(f"| {r['edit']} | {label} | {m['success']:.2f} | {m['preservation']:.2f} | "
+                             f"{m['ssim']:.3f} | {m['psnr']:.1f} |")
+        lines.append("")
+    lines += ["**Does PCI beat each baseline on preservation at equal or better edit success?** "
+              "(a loss lists the baseline's success/preservation)", "",
+              "| edit | rule | k | vs regenerate, fixed middle, img2img (seed edits) | vs inversion + regenerate, "
+              "img2img (input images) |", "|---|---|---:|---|---|"]
+    for r in results:
+        lines += _verdicts(r)
+    lines += ["", "**Inversion reconstruction (no edit: invert to k with the source prompt, finish with it)**", "",
+              "| edit | source prompt | k | PSNR (dB) | SSIM | attribute agreement | VAE round trip PSNR (dB) |",
+              "|---|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        for k, m in sorted(r["reconstruction"].items()):
+            lines.append(f"| {r['edit']} | {r['source']} | {k} | {m['psnr']:.1f} | {m['ssim']:.3f} | "
+                         f"{m['preservation']:.2f} | {r['vae_psnr']:.1f} |")
+    return "\n".join(lines)
+
+
+def run(config: EvalConfig, weights: str | None = None, log=print) -> list[dict]:
+    model = demo_model.load(weights)
+    results = []
+    for name in config.edits:
+        if name not in EDITS:
+            raise ValueError(f"edit {name!r}: valid edits are {', '.join(EDITS)}")
+        t = time.time()
+        results.append(evaluate_edit(model, name, config))
+        log(f"{name} ({time.time() - t:.0f}s): " + "; ".join(f"{label}: {c.reason}"
+                                                           for label, c in results[-1]["choices"].items()))
+    return results

@@ -1,0 +1,189 @@
+"""Editing: the rules that pick the insertion step, the edit metrics, and the edit evaluation on the demo model."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pci_core import editing, judges
+from pci_core.cis import CISResult
+from pci_core.judges import tiny
+
+
+def result_with_cis(cis_values, ks=None, seeds=20, steps=None, settings=None):
+    """A CISResult whose CIS(k) is exactly cis_values (seeds x K decisions; scores 0/1)."""
+    ks = list(ks if ks is not None else range(len(cis_values)))
+    steps = steps if steps is not None else ks[-1]
+    scores = np.zeros((seeds, len(ks)))
+    for j, c in enumerate(cis_values):
+        scores[: round(c * seeds), j] = 1.0
+    sigmas = list(np.linspace(14.6, 0.03, steps)) + [0.0]
+    return CISResult(list(range(seeds)), ks, steps, sigmas, scores, 0.5, "blue",
+                     settings if settings is not None else {"sampler": "euler", "scheduler": "normal"})
+
+
+# ---------------------------------------------------------------- the tau rule
+
+def test_tau_rule_takes_the_last_whole_step_before_cis_falls_through_the_level():
+    r = result_with_cis([1, 1, 1, 0.75, 0.5, 0.25, 0])
+    # CIS(4) = 0.5 is still at the level; it falls through between 4 and 5: tau50 = 4.0
+    assert editing.choose_by_tau(r, 0.5).k == 4
+    # tau70 = 3 + (0.75 - 0.7) / (0.75 - 0.5) = 3.2 -> 3
+    choice = editing.choose_by_tau(r, 0.7)
+    assert choice.k == 3 and choice.rule == "tau" and "3.20" in choice.reason
+
+
+def test_tau_rule_default_is_the_latest_step_of_the_paper_window():
+    r = result_with_cis([1, 1, 0.9, 0.65, 0.55, 0.2, 0])
+    # tau70 = 2 + 0.2/0.25 = 2.8, tau50 = 4 + 0.05/0.35 = 4.14: whole steps 3 and 4 in the window; 4 is the latest
+    choice = editing.choose_by_tau(r)
+    assert choice.k == 4 and "latest whole step" in choice.reason and "[2.80, 4.14]" in choice.reason
+
+
+def test_tau_rule_on_a_steep_curve_takes_the_step_just_before_the_window():
+    r = result_with_cis([1, 1, 0.9, 0.3, 0])
+    # tau70 = 2 + 0.2/0.6 = 2.33, tau50 = 2 + 0.4/0.6 = 2.67: no whole step inside
+    choice = editing.choose_by_tau(r)
+    assert choice.k == 2 and "just before it" in choice.reason
+
+
+def test_tau_rule_on_sparse_steps_interpolates_between_them():
+    r = result_with_cis([1, 1, 0.6, 0.2, 0], ks=[0, 5, 10, 15, 20])
+    assert editing.choose_by_tau(r, 0.5).k == 11  # 10 + 0.1/0.4 * 5 = 11.25
+
+
+def test_tau_rule_edges_are_explained():
+    never_takes = editing.choose_by_tau(result_with_cis([0.3, 0.1, 0, 0]), 0.5)
+    assert never_takes.k == 0 and "already 0.30" in never_takes.reason
+    always_seen = editing.choose_by_tau(result_with_cis([1, 1, 0.9, 0.8]), 0.5)
+    assert always_seen.k == 3 and "never falls below" in always_seen.reason
+
+
+# ---------------------------------------------------------------- best score and fixed
+
+def test_best_score_weighs_edit_success_against_preservation():
+    ks = [0, 1, 2, 3, 4]
+    success = [1.0, 1.0, 0.9, 0.4, 0.0]
+    kept = [0.1, 0.3, 0.7, 0.9, 1.0]
+    # w = 0.5: 0.55 0.65 0.80 0.65 0.50 -> k = 2
+    assert editing.choose_by_score(ks, success, kept, 0.5).k == 2
+    assert editing.choose_by_score(ks, success, kept, 1.0).k == 1  # ties (k = 0, 1) go to the later step
+    assert editing.choose_by_score(ks, success, kept, 0.0).k == 4
+    with pytest.raises(ValueError, match="weight=1.5"):
+        editing.choose_by_score(ks, success, kept, 1.5)
+    with pytest.raises(ValueError, match="one of each per candidate step"):
+        editing.choose_by_score(ks, success[:3], kept, 0.5)
+
+
+def test_fixed_and_bad_inputs_name_the_input():
+    assert editing.choose_step("fixed", 20, fixed_k=7).k == 7
+    with pytest.raises(ValueError, match=r"fixed_k=21: must be a whole step in \[0, 20\]"):
+        editing.choose_step("fixed", 20, fixed_k=21)
+    with pytest.raises(ValueError, match=r"fixed_k=-1"):
+        editing.choose_fixed(-1, 20)
+    with pytest.raises(ValueError, match="cis_result.*judge"):
+        editing.choose_step("tau", 20)
+    with pytest.raises(ValueError, match="best score.*connect a judge"):
+        editing.choose_step("best score", 20, result=result_with_cis([1, 0]))
+    with pytest.raises(ValueError, match="rule 'middle': valid rules are tau, best score, fixed"):
+        editing.choose_step("middle", 20)
+    with pytest.raises(ValueError, match="level=2"):
+        editing.choose_by_tau(result_with_cis([1, 0]), 2)
+
+
+def test_a_cis_result_from_another_schedule_is_refused_naming_both():
+    r = result_with_cis([1, 1, 0.5, 0], steps=3, settings={"sampler": "euler", "scheduler": "karras"})
+    editing.check_matching_run(r, 3, "euler", "karras")  # the same run: fine
+    with pytest.raises(ValueError, match=r"cis_result was measured with steps=3, sampler=euler, scheduler=karras but "
+                                         r"this edit runs steps=20, sampler=euler, scheduler=normal \(differs in "
+                                         r"steps, scheduler\)"):
+        editing.check_matching_run(r, 20, "euler", "normal")
+    with pytest.raises(ValueError, match=r"differs in sampler"):
+        editing.check_matching_run(r, 3, "dpmpp_2m", "karras")
+    with pytest.raises(ValueError, match=r"differs in sigmas"):
+        editing.check_matching_run(r, 3, "euler", "karras", sigmas=[10.0, 1.0, 0.1, 0.0])
+
+
+def test_inversion_sigmas_run_the_schedule_backwards_to_step_k():
+    sigmas = torch.tensor([14.6, 5.0, 1.0, 0.2, 0.0])
+    assert torch.equal(editing.inversion_sigmas(sigmas, 2, 0.03), torch.tensor([0.03, 0.2, 1.0]))
+    assert torch.equal(editing.inversion_sigmas(sigmas, 0, 0.03), torch.tensor([0.03, 0.2, 1.0, 5.0, 14.6]))
+    assert len(editing.inversion_sigmas(sigmas, 4, 0.03)) == 1  # k = T: nothing to invert
+    with pytest.raises(ValueError, match=r"insert step=5: must be a whole step in \[0, 4\]"):
+        editing.inversion_sigmas(sigmas, 5, 0.03)
+
+
+# ---------------------------------------------------------------- metrics
+
+def test_psnr_and_ssim_follow_their_definitions():
+    source = torch.zeros(2, 16, 16, 3)
+    edited = torch.stack([torch.full((16, 16, 3), 0.1), torch.zeros(16, 16, 3)])
+    psnr = editing.psnr(source, edited)
+    assert psnr.shape == (2,)
+    assert psnr[0].item() == pytest.approx(10 * math.log10(1 / 0.01), abs=1e-4)  # MSE 0.01 -> 20 dB
+    assert math.isinf(psnr[1].item())
+    image = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    assert editing.ssim(image, image).item() == pytest.approx(1.0, abs=1e-6)
+    assert editing.ssim(image, 1 - image).item() < 0.0  # inverted contrast: negatively correlated structure
+    with pytest.raises(ValueError, match="images: expected ComfyUI IMAGE"):
+        editing.ssim(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16))
+
+
+@pytest.fixture(scope="module")
+def clip_judge(tmp_path_factory):
+    pytest.importorskip("open_clip")
+    folder = tmp_path_factory.mktemp("tiny_clip")
+    tiny.register_tiny_clip(folder)
+    path = tiny.save_clip(tiny.TINY_CLIP, folder)
+    return judges.load_judge("clip", model=tiny.TINY_CLIP, weights=str(path))
+
+
+def _by_hand(judge, images, text):
+    """Unit embeddings from the model's own towers, normalised here with plain torch (one template)."""
+    with torch.no_grad():
+        image = judge.model.encode_image(judge.preprocess(images.permute(0, 3, 1, 2))).float()
+        words = judge.model.encode_text(judge.tokenizer([judge.templates[0].replace("{}", text)])).float()[0]
+    return image / image.norm(dim=-1, keepdim=True), words / words.norm()
+
+
+def test_clip_metrics_equal_hand_computed_cosines(clip_judge):
+    g = torch.Generator().manual_seed(1)
+    source, edited = torch.rand(3, 32, 32, 3, generator=g), torch.rand(3, 32, 32, 3, generator=g)
+    src_img, src_txt = _by_hand(clip_judge, source, "a red circle")
+    edit_img, edit_txt = _by_hand(clip_judge, edited, "a blue circle")
+    cos = lambda a, b: (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+    assert torch.allclose(editing.clip_image_similarity(clip_judge, source, edited), cos(src_img, edit_img), atol=1e-5)
+    assert torch.allclose(editing.clip_text_similarity(clip_judge, edited, "a blue circle"),
+                          cos(edit_img, edit_txt[None]), atol=1e-5)
+    direction = editing.clip_directional_similarity(clip_judge, source, edited, "a red circle", "a blue circle")
+    assert torch.allclose(direction, cos(edit_img - src_img, (edit_txt - src_txt)[None]), atol=1e-5)
+    assert editing.clip_image_similarity(clip_judge, source, source) == pytest.approx([1.0] * 3, abs=1e-5)
+
+
+def test_clip_metrics_need_a_clip_judge():
+    with pytest.raises(ValueError, match="need a clip judge"):
+        editing.clip_image_similarity(judges.load_judge("rule"), torch.zeros(1, 8, 8, 3), torch.zeros(1, 8, 8, 3))
+
+
+# ---------------------------------------------------------------- the evaluation on the demo model
+
+def test_quick_edit_evaluation_runs_and_inversion_reconstructs_rendered_images():
+    from pci_core.demo import edit_eval
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the demo model is tiny: more threads only wait on each other on a busy CPU
+    try:
+        results = edit_eval.run(edit_eval.quick_config(), log=lambda *a: None)
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["edit"] for r in results] == list(edit_eval.QUICK_EDITS)
+    for r in results:
+        assert r["generated"]["regenerate (k=0)"]["success"] >= 0.5, r["generated"]  # the model can draw the edit
+        ks = {label: c.k for label, c in r["choices"].items()}
+        assert ks["tau 0.9"] <= ks["tau 0.5"], ks  # a surer edit comes earlier
+        rec = r["reconstruction"]  # inversion + the source prompt gives the rendered image back, better from later k
+        late = max(rec)
+        assert late > 0 and rec[late]["preservation"] >= 0.75 and rec[late]["psnr"] > 15.0, rec
+        assert rec[late]["psnr"] > rec[0]["psnr"], rec
+    table = edit_eval.table(results)
+    assert "| colour | regenerate (k=0) |" in table and "| colour | tau 0.5 |" in table
