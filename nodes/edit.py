@@ -1,5 +1,6 @@
-"""BestTimestepEdit: pick the step k at which the edit prompt takes over (from a CIS result, or a
-quick probe over helper seeds), make the edit of a seed or of an input image, and say why that k."""
+"""BestTimestepEdit: pick the step k at which the edit prompt takes over (from a CIS result, a quick
+probe over helper seeds, or the edit itself made at every k), make the edit of a seed or of an input
+image, and say why that k."""
 import logging
 
 import comfy.model_management
@@ -23,8 +24,11 @@ class BestTimestepEdit(io.ComfyNode):
             category="PCI",
             description="Edit an image made from the source prompt by switching to the edit prompt at step k: too "
                         "early regenerates the image, too late misses the edit. k comes from a CIS result or a quick "
-                        "probe over helper seeds, by a stated rule. With an input image, the image is inverted with "
-                        "the source prompt to step k's noise level and finished with the edit prompt.",
+                        "probe over helper seeds, by a stated rule; or, rule 'latest yes', per image: the edit is "
+                        "made at every k for this seed (or input image) and k is the latest step the judge sees it "
+                        "(costs one sweep of one seed: T + sum(T-k) model rows, then the edit). With an input image, "
+                        "the image is inverted with the source prompt to step k's noise level and finished with the "
+                        "edit prompt.",
             inputs=[
                 io.Model.Input("model", tooltip="The diffusion model"),
                 io.Conditioning.Input("source", tooltip="Positive conditioning of the source (what the image shows)"),
@@ -47,7 +51,10 @@ class BestTimestepEdit(io.ComfyNode):
                 io.Combo.Input("rule", options=list(editing.RULES), default="tau",
                                tooltip="tau: k = the last whole step where CIS is still >= level; best score: k "
                                        "maximising weight*edit success + (1-weight)*preservation over the probe; "
-                                       "fixed: k = fixed_k"),
+                                       "fixed: k = fixed_k; latest yes: the edit made at every k for this seed "
+                                       "(or input image), k = the latest step whose result the judge says shows "
+                                       "judge_text (keeps the most of the source; 0 if it never takes). Costs T + "
+                                       "sum(T-k) model rows (one seed's sweep) before the edit; needs a judge"),
                 io.Float.Input("level", default=editing.DEFAULT_LEVEL, min=0.0, max=1.0, step=0.05,
                                tooltip="tau rule: CIS level. 0.5 = the latest step in the paper's window CIS "
                                        "0.5-0.7 (or just before it when the window holds no whole step); higher "
@@ -64,7 +71,7 @@ class BestTimestepEdit(io.ComfyNode):
                 CISResultType.Input("cis_result", optional=True, tooltip="From CISSweep (same steps, sampler and "
                                     "scheduler): CIS(k) of the source -> edit prompts, for the tau rule"),
                 Judge.Input("judge", optional=True, tooltip="Probe judge (PCI Judge Loader): needed for the best "
-                            "score rule, and for the tau rule without cis_result"),
+                            "score and latest yes rules, and for the tau rule without cis_result"),
                 io.String.Input("contrast", optional=True, default="", tooltip="clip judge: what judge_text is told "
                                 "apart from, e.g. the source text (empty: 'a photo')"),
                 io.Image.Input("image", optional=True, tooltip="An image to edit instead of the seed's source: "
@@ -99,20 +106,29 @@ class BestTimestepEdit(io.ComfyNode):
         sigmas = host.sampler_sigmas(model, steps, sampler_name, scheduler, 1.0)
         if cis_result is not None:
             editing.check_matching_run(cis_result, steps, sampler_name, scheduler, host.step_sigmas(sigmas, steps))
-        needs_probe = rule == "best score" or (rule == "tau" and cis_result is None)
+        needs_probe = rule in ("best score", "latest yes") or (rule == "tau" and cis_result is None)
         if needs_probe and judge is None:
-            what, other = (("needs edit success and preservation per step", "or use rule tau with a cis_result")
-                           if rule == "best score" else ("without cis_result needs CIS per step", "or connect cis_result"))
+            what, other = {"best score": ("needs edit success and preservation per step", "or use rule tau with a "
+                                                                                          "cis_result"),
+                           "latest yes": ("needs the judge's reading of the edit at every step", "or use rule fixed"),
+                           }.get(rule, ("without cis_result needs CIS per step", "or connect cis_result"))
             raise ValueError(f"judge: rule {rule!r} {what}: connect a PCI Judge Loader to judge (the node probes "
-                             f"helper seeds), {other}")
+                             f"with it), {other}")
         bar = comfy.utils.ProgressBar(3)
-        ks, success, kept, probe_result = cls._curves(model, vae, judge, latent_image, source, edit, negative, seed,
-                                                      steps, cfg, sampler_name, scheduler, probe_seeds, judge_text,
-                                                      contrast, cis_result, sigmas)
+        decisions, probe_result = None, None
+        if rule == "latest yes":
+            ks, success, kept, decisions = cls._every_k_of_this_edit(model, vae, judge, latent_image, image, source,
+                                                                     edit, negative, seed, steps, cfg, sampler_name,
+                                                                     scheduler, judge_text, contrast, inversion_cfg)
+        else:
+            ks, success, kept, probe_result = cls._curves(model, vae, judge, latent_image, source, edit, negative,
+                                                          seed, steps, cfg, sampler_name, scheduler, probe_seeds,
+                                                          judge_text, contrast, cis_result, sigmas)
         bar.update_absolute(1)
         measurements = cis_result if cis_result is not None else probe_result
         choice = editing.choose_step(rule, steps, result=measurements, level=level, ks=ks, edit_success=success,
-                                     preservation=kept, weight=weight, fixed_k=fixed_k)
+                                     preservation=kept, weight=weight, fixed_k=fixed_k, decisions=decisions,
+                                     what=f"seed {seed}" if image is None else "the input image")
         comfy.model_management.throw_exception_if_processing_interrupted()
         if image is None:
             edited, source_image = host.edit_seed(model, vae, latent_image, source, edit, negative, seed, steps, cfg,
@@ -126,11 +142,20 @@ class BestTimestepEdit(io.ComfyNode):
             how = (f"input image: inverted with the source prompt (euler, cfg {inversion_cfg}) to the noise level of "
                    f"step {choice.k}, then steps {choice.k}..{steps} with the edit prompt")
         bar.update_absolute(3)
-        measured = "probe over seeds " + ", ".join(str(s) for s in cls._probe_seeds(seed, probe_seeds)) \
-            if probe_result is not None else ("cis_result" if cis_result is not None else "no measurements")
+        if decisions is not None:
+            measured = (f"the edit of seed {seed} (first image of the batch) made at every k in one sampler run"
+                        if image is None else "the input image inverted to every k and finished with the edit "
+                        "prompt from each") + f", judged on {judge_text!r}"
+            success_label = "judge score (this edit)"
+        elif probe_result is not None:
+            measured = "probe over seeds " + ", ".join(str(s) for s in cls._probe_seeds(seed, probe_seeds))
+            success_label = "edit success (probe)"
+        else:
+            measured = "cis_result" if cis_result is not None else "no measurements"
+            success_label = "CIS (cis_result)"
         plot = plots.edit_candidates_plot(ks or [choice.k], success, kept, choice.k, steps, choice.rule,
-                                          success_label="edit success (probe)" if probe_result is not None
-                                          else "CIS (cis_result)", preservation_label="preservation (SSIM to source)")
+                                          success_label=success_label,
+                                          preservation_label="preservation (SSIM to source)")
         return io.NodeOutput(edited, source_image, choice.k, torch.from_numpy(plot)[None],
                              f"{choice.reason}\nMeasured by: {measured}.\nEdit: {how}.")
 
@@ -138,13 +163,35 @@ class BestTimestepEdit(io.ComfyNode):
     def _probe_seeds(seed: int, n: int) -> list[int]:
         return [(seed + 1 + i) % 0x10000000000000000 for i in range(n)]
 
+    @staticmethod
+    def _check_judge_text(judge_text: str) -> None:
+        if not judge_text.strip():
+            raise ValueError("judge_text: empty; say what the judge should see in an edited image, e.g. 'blue'")
+
+    @classmethod
+    def _every_k_of_this_edit(cls, model, vae, judge, latent_image, image, source, edit, negative, seed, steps, cfg,
+                              sampler_name, scheduler, judge_text, contrast, inversion_cfg):
+        """(ks, judge score, SSIM to the source, decisions) of the edit being made, at every k: the seed's
+        branching sweep (one sampler run), or the input image inverted to every level and finished from each."""
+        cls._check_judge_text(judge_text)
+        bar = comfy.utils.ProgressBar(steps + 1)
+        if image is None:
+            scores, kept, _ = host.probe_edit(model, vae, judge, latent_image["samples"], source, edit, negative,
+                                              [seed], steps, cfg, sampler_name, scheduler, judge_text, contrast or None,
+                                              progress=lambda step, x0: bar.update_absolute(step + 1))
+        else:
+            scores, kept = host.probe_image_edit(model, vae, judge, image, source, edit, negative, seed, steps, cfg,
+                                                 sampler_name, scheduler, inversion_cfg, judge_text, contrast or None,
+                                                 progress=lambda k, total: bar.update_absolute(k + 1))
+        return (list(range(steps + 1)), scores.mean(axis=0).tolist(), kept.mean(axis=0).tolist(),
+                scores >= editing.JUDGE_THRESHOLD)
+
     @classmethod
     def _curves(cls, model, vae, judge, latent_image, source, edit, negative, seed, steps, cfg, sampler_name,
                 scheduler, probe_seeds, judge_text, contrast, cis_result, sigmas):
         """(ks, edit success, preservation, probe CISResult) per candidate step; Nones where unmeasured."""
         if judge is not None:
-            if not judge_text.strip():
-                raise ValueError("judge_text: empty; say what the judge should see in an edited image, e.g. 'blue'")
+            cls._check_judge_text(judge_text)
             seeds = cls._probe_seeds(seed, probe_seeds)
             bar = comfy.utils.ProgressBar(steps)
             scores, kept, _ = host.probe_edit(model, vae, judge, latent_image["samples"], source, edit, negative, seeds,

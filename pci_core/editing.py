@@ -13,6 +13,11 @@ and the whole image is regenerated, too late and the edit does not take. Three r
 - "best score" (weight w): over candidate steps with measured mean edit success e(k) and mean
   preservation p(k), k = argmax w e(k) + (1 - w) p(k); ties go to the later step (more preserved).
 - "fixed": the given k.
+- "latest yes" (per seed, no helper seeds): the edit is made at every k for the image being edited
+  itself (its own seed, or its inverted latents), the judge reads each result, and k = the largest
+  step whose image shows the edit: the last step where the edit still takes, i.e. the one that keeps
+  the most of the source. If no k shows it, k = 0 (regenerate) and the reason says the edit never took.
+  The tau and best-score rules use one k for all seeds; this one fits k to the seed at hand.
 
 Metrics (images are ComfyUI IMAGE tensors (B, H, W, 3) in [0, 1]): edit success is the judge's
 score on the edit text; SSIM and PSNR come from torchmetrics; with a CLIP judge, the paper's
@@ -30,10 +35,11 @@ import torch
 
 from .cis import CISResult, cis_curve, first_crossing
 
-RULES = ("tau", "best score", "fixed")
+RULES = ("tau", "best score", "fixed", "latest yes")
 PAPER_WINDOW = (0.5, 0.7)  # CIS levels between which the paper's project page edits
 DEFAULT_LEVEL = PAPER_WINDOW[0]
 DEFAULT_WEIGHT = 0.5
+JUDGE_THRESHOLD = 0.5  # a judge score at or above this reads as "the edit shows" (as a probe's CIS decisions)
 
 
 @dataclass(frozen=True)
@@ -136,11 +142,33 @@ def choose_fixed(k: int, steps: int) -> StepChoice:
     return StepChoice(k, "fixed", f"fixed rule: k={k} as set (of {steps} steps)")
 
 
+def choose_latest_yes(ks: Sequence[int], decisions, what: str = "the image") -> StepChoice:
+    """k = the largest candidate step whose edited image(s) the judge says show the edit (decisions (K,),
+    or (B, K) for a batch: a step counts when every image shows it); none -> k = 0, saying so."""
+    d = np.asarray(decisions, dtype=bool)
+    d = d[None] if d.ndim == 1 else d
+    if d.ndim != 2 or d.shape[1] != len(ks) or len(ks) == 0:
+        raise ValueError(f"latest yes: {len(ks)} steps and decisions of shape {np.shape(decisions)}; need one "
+                         "decision per candidate step (per image)")
+    order = np.argsort(np.asarray(ks))
+    ks_sorted, yes = [int(ks[i]) for i in order], d[:, order].all(axis=0)
+    seen = " ".join(f"{k}:{'yes' if y else 'no'}" for k, y in zip(ks_sorted, yes))
+    if not yes.any():
+        return StepChoice(0, "latest yes", f"latest yes rule: the judge sees the edit on {what} at no step "
+                          f"(the edit never took), so k=0 (regenerate with the edit prompt). Per step: {seen}")
+    best = int(np.flatnonzero(yes)[-1])
+    k = ks_sorted[best]
+    after = (f", not at k={ks_sorted[best + 1]}" if best + 1 < len(ks_sorted) else
+             " (the last step: the source already shows it)")
+    return StepChoice(k, "latest yes", f"latest yes rule: k={k} is the latest step at which the judge sees the edit "
+                      f"on {what}{after}; it keeps the most of the source. Per step: {seen}")
+
+
 def choose_step(rule: str, steps: int, *, result: CISResult | None = None, level: float = DEFAULT_LEVEL,
                 ks: Sequence[int] | None = None, edit_success: Sequence[float] | None = None,
                 preservation: Sequence[float] | None = None, weight: float = DEFAULT_WEIGHT,
-                fixed_k: int = 0) -> StepChoice:
-    """One entry point for the three rules; ValueError naming what a rule is missing."""
+                fixed_k: int = 0, decisions=None, what: str = "the image") -> StepChoice:
+    """One entry point for the rules; ValueError naming what a rule is missing."""
     if rule == "fixed":
         return choose_fixed(fixed_k, steps)
     if rule == "tau":
@@ -153,6 +181,11 @@ def choose_step(rule: str, steps: int, *, result: CISResult | None = None, level
             raise ValueError("rule 'best score' needs edit success and preservation per step: connect a judge "
                              "(the node probes helper seeds with it)")
         return choose_by_score(ks, edit_success, preservation, weight)
+    if rule == "latest yes":
+        if decisions is None or ks is None:
+            raise ValueError("rule 'latest yes' needs the judge's decision at every step for the image being edited: "
+                             "connect a judge (the node makes the edit at every k and judges each)")
+        return choose_latest_yes(ks, decisions, what)
     raise ValueError(f"rule {rule!r}: valid rules are {', '.join(RULES)}")
 
 

@@ -76,6 +76,33 @@ def test_best_score_weighs_edit_success_against_preservation():
         editing.choose_by_score(ks, success[:3], kept, 0.5)
 
 
+# ---------------------------------------------------------------- latest yes (per seed)
+
+def test_latest_yes_takes_the_largest_step_whose_image_shows_the_edit():
+    ks = [0, 1, 2, 3, 4, 5]
+    # not monotone: the edit takes at 0-2, misses at 3, takes again at 4, misses at 5 (the source)
+    choice = editing.choose_latest_yes(ks, [True, True, True, False, True, False], "seed 5")
+    assert choice.k == 4 and choice.rule == "latest yes"
+    assert "k=4 is the latest step" in choice.reason and "not at k=5" in choice.reason and "seed 5" in choice.reason
+    # a batch: a step counts only when every image shows the edit
+    batch = [[True, True, True, True, False, False], [True, True, False, True, True, False]]
+    assert editing.choose_latest_yes(ks, batch).k == 3
+    # the source itself already shows it: k = steps
+    assert "the source already shows it" in editing.choose_latest_yes([0, 1, 2], [False, False, True]).reason
+    # candidate steps in any order
+    assert editing.choose_latest_yes([2, 0, 1], [False, True, True]).k == 1
+
+
+def test_latest_yes_when_the_edit_never_takes_regenerates_and_says_so():
+    choice = editing.choose_latest_yes([0, 1, 2], [False, False, False])
+    assert choice.k == 0 and "the edit never took" in choice.reason and "0:no 1:no 2:no" in choice.reason
+    assert editing.choose_step("latest yes", 2, ks=[0, 1, 2], decisions=[True, False, False]).k == 0
+    with pytest.raises(ValueError, match="rule 'latest yes' needs the judge's decision.*connect a judge"):
+        editing.choose_step("latest yes", 2)
+    with pytest.raises(ValueError, match="one decision per candidate step"):
+        editing.choose_latest_yes([0, 1, 2], [True, False])
+
+
 def test_fixed_and_bad_inputs_name_the_input():
     assert editing.choose_step("fixed", 20, fixed_k=7).k == 7
     with pytest.raises(ValueError, match=r"fixed_k=21: must be a whole step in \[0, 20\]"):
@@ -187,3 +214,7 @@ def test_quick_edit_evaluation_runs_and_inversion_reconstructs_rendered_images()
         assert rec[late]["psnr"] > rec[0]["psnr"], rec
     table = edit_eval.table(results)
     assert "| colour | regenerate (k=0) |" in table and "| colour | tau 0.5 |" in table
+    for r in results:  # the per-seed rule: each seed's k is the latest step its judged edit takes
+        assert r["generated"]["PCI, latest yes (per seed)"]["success"] >= r["generated"]["regenerate (k=0)"]["success"]
+        assert len(r["per_seed_k"]["generated"]) == len(r["per_seed_k"]["inputs"]) == 4
+    assert "| colour | latest yes (per seed) |" in table

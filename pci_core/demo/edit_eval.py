@@ -10,6 +10,9 @@ attribute is left to the seed, so preservation measures what the prompt does not
   prompt (k = 0), a fixed middle step (k = T/2), and img2img of the source latent at matching
   strength (noised to sigma_k* with fresh noise and denoised with the edit prompt, as KSampler with
   denoise = (T - k*)/T does).
+- Per seed, the "latest yes" rule (editing.choose_latest_yes): the seed's edit at every k (one
+  branching run), judged, k = the latest yes; its fair twin, img2img with per-seed strength chosen by
+  the same judge; and the same for input images (the inverted latents per k).
 - Input images (world.render at the model's 64 px, not model samples): DDIM-style inversion with
   the source prompt (euler over the flipped sigmas) to sigma_k*, then steps k*..T with the edit
   prompt, against inversion + full regeneration (k = 0) and img2img of the encoded image; and the
@@ -52,6 +55,7 @@ class EvalConfig:
     # and the best-score rule on the helper probe (SSIM to the source as preservation)
     variants: Sequence[tuple[str, float]] = (("tau", 0.5), ("tau", 0.9), ("best score", 0.5))
     inversion_cfg: float = 1.0
+    per_seed_img2img: bool = True  # the fair twin of "latest yes": img2img with per-seed strength by the same judge
     settings: pipeline.SamplerSettings = field(default_factory=pipeline.SamplerSettings)
     negative: str = ""
 
@@ -164,6 +168,33 @@ def choose_all(result: CISResult, kept: np.ndarray, variants) -> dict[str, editi
     return out
 
 
+# ---------------------------------------------------------------- the per-seed rule ("latest yes")
+
+LATEST_YES = "latest yes"
+
+
+def latest_yes_ks(yes: np.ndarray, ks: Sequence[int]) -> list[int]:
+    """Per seed (rows of yes (S, K)), the step editing.choose_latest_yes picks."""
+    return [editing.choose_latest_yes(ks, row).k for row in yes]
+
+
+def latest_yes_search(edit_at, n: int, steps: int, wanted: dict[str, str]) -> tuple[np.ndarray, list[int]]:
+    """The latest-yes rule for edits without a branching run (img2img, inverted images): try k = T, T-1, .. 0
+    on the images not yet decided (edit_at(k, indices) -> images), keep each image's first yes (= its largest
+    k); images never judged a yes get k = 0, as choose_latest_yes. Same choice as judging every k, cheaper."""
+    chosen, out = [None] * n, [None] * n
+    for k in range(steps, -1, -1):
+        idx = [i for i in range(n) if chosen[i] is None]
+        if not idx:
+            break
+        images = edit_at(k, idx).numpy()
+        yes = world.judge_batch(images, wanted) >= 0.5
+        for j, i in enumerate(idx):
+            if yes[j] or k == 0:
+                chosen[i], out[i] = k, images[j]
+    return np.stack(out), chosen
+
+
 # ---------------------------------------------------------------- one edit type
 
 @torch.no_grad()
@@ -180,19 +211,29 @@ def evaluate_edit(model, name: str, config: EvalConfig) -> dict:
     to_source, to_edit = prompt_denoisers(model, source, edit, s, config.negative)
     generated, inputs = {}, {}
 
-    # Generated sources: every chosen k, k = 0, k = T/2 and the source (k = T) in one branching run.
-    ks = sorted({0, T // 2, T, *chosen})
+    # Generated sources: every k in one branching run (the per-seed rule needs them all; k = T is the source).
+    ks = list(range(T + 1))
     latents = pipeline.insertion_latents(model, source, edit, seeds, ks, s, config.negative)
     images = {k: model.decode(latents[:, i]).numpy() for i, k in enumerate(ks)}
-    src, src_latents = images[T], latents[:, ks.index(T)]
+    src, src_latents = images[T], latents[:, T]
     src_reads = read_all(src)
     for label, c in choices.items():
         generated[f"PCI, {label}: k={c.k}"] = measure(src, images[c.k], wanted, src_reads)
+    yes = np.stack([world.judge_batch(images[k], wanted) >= 0.5 for k in ks], axis=1)  # (S, K) per-seed judge
+    per_seed = latest_yes_ks(yes, ks)
+    generated[f"PCI, {LATEST_YES} (per seed)"] = measure(
+        src, np.stack([images[k][i] for i, k in enumerate(per_seed)]), wanted, src_reads)
+    per_seed_k = {"generated": per_seed}
     generated["regenerate (k=0)"] = measure(src, images[0], wanted, src_reads)
     generated[f"fixed middle k={T // 2}"] = measure(src, images[T // 2], wanted, src_reads)
     for k in chosen:
         edited = model.decode(img2img(to_edit, src_latents, k, sigmas, s, seeds)).numpy()
         generated[f"img2img, denoise {(T - k) / T:.2f} (k={k})"] = measure(src, edited, wanted, src_reads)
+    if config.per_seed_img2img:
+        edited, per_seed_k["img2img"] = latest_yes_search(
+            lambda k, idx: model.decode(img2img(to_edit, src_latents[idx], k, sigmas, s, [seeds[i] for i in idx])),
+            len(seeds), T, wanted)
+        generated[f"img2img, per-seed {LATEST_YES}"] = measure(src, edited, wanted, src_reads)
 
     # Input images: rendered by the world (the source prompt's attributes fixed, the rest random), inverted.
     rendered, attrs = world.render_batch(config.seeds, INPUT_IMAGE_SEED, world.parse_prompt(source),
@@ -204,6 +245,15 @@ def evaluate_edit(model, name: str, config: EvalConfig) -> dict:
     for label, c in choices.items():
         inputs[f"inversion + PCI, {label}: k={c.k}"] = measure(
             rendered, decode(denoise_from(to_edit, levels[c.k], sigmas[c.k:], s, seeds)), wanted, attrs)
+    edited, per_seed_k["inputs"] = latest_yes_search(
+        lambda k, idx: model.decode(denoise_from(to_edit, levels[k][idx], sigmas[k:], s, [seeds[i] for i in idx])),
+        len(seeds), T, wanted)
+    inputs[f"inversion + PCI, {LATEST_YES} (per image)"] = measure(rendered, edited, wanted, attrs)
+    if config.per_seed_img2img:
+        edited, per_seed_k["inputs img2img"] = latest_yes_search(
+            lambda k, idx: model.decode(img2img(to_edit, x0[idx], k, sigmas, s, [seeds[i] for i in idx])),
+            len(seeds), T, wanted)
+        inputs[f"img2img, per-image {LATEST_YES}"] = measure(rendered, edited, wanted, attrs)
     regenerated = decode(denoise_from(to_edit, levels[0], sigmas, s, seeds))
     inputs["inversion + regenerate (k=0)"] = measure(rendered, regenerated, wanted, attrs)
     reconstruction = {}
@@ -215,7 +265,8 @@ def evaluate_edit(model, name: str, config: EvalConfig) -> dict:
     reconstruction[0] = measure(rendered, decode(denoise_from(to_source, levels[0], sigmas, s, seeds)), {}, attrs)
     vae_psnr = float(editing.psnr(torch.from_numpy(rendered), model.decode(x0)).mean())
     return {"edit": name, "source": source, "target": edit, "choices": choices, "generated": generated,
-            "inputs": inputs, "reconstruction": reconstruction, "vae_psnr": vae_psnr, "cis": result}
+            "inputs": inputs, "reconstruction": reconstruction, "vae_psnr": vae_psnr, "cis": result,
+            "per_seed_k": per_seed_k}
 
 
 def verdict(rows: dict, pci_label: str, baselines: list[str]) -> str:
@@ -234,7 +285,20 @@ def _verdicts(r: dict) -> list[str]:
                       ["regenerate (k=0)", next(x for x in r["generated"] if x.startswith("fixed middle")), i2i])
         inp = verdict(r["inputs"], f"inversion + PCI, {label}: k={c.k}", ["inversion + regenerate (k=0)", i2i])
         out.append(f"| {r['edit']} | {label} | {c.k} | {gen} | {inp} |")
+    # the per-seed rule against every one-k baseline (regenerate, fixed middle, each img2img strength) and
+    # against its fair twin, img2img with per-seed strength chosen by the same judge
+    gen_rows, inp_rows = r["generated"], r["inputs"]
+    gen_base = [x for x in gen_rows if not x.startswith("PCI")]
+    inp_base = [x for x in inp_rows if not x.startswith("inversion + PCI")]
+    gen = verdict(gen_rows, f"PCI, {LATEST_YES} (per seed)", gen_base)
+    inp = verdict(inp_rows, f"inversion + PCI, {LATEST_YES} (per image)", inp_base)
+    out.append(f"| {r['edit']} | {LATEST_YES} (per seed) | {_k_summary(r['per_seed_k']['generated'])} / "
+               f"{_k_summary(r['per_seed_k']['inputs'])} | {gen} | {inp} |")
     return out
+
+
+def _k_summary(ks: Sequence[int]) -> str:
+    return f"mean {np.mean(ks):.1f} ({min(ks)}-{max(ks)})"
 
 
 def table(results: list[dict]) -> str:
@@ -254,6 +318,15 @@ def table(results: list[dict]) -> str:
               "img2img (input images) |", "|---|---|---:|---|---|"]
     for r in results:
         lines += _verdicts(r)
+    lines += ["", "**Per-seed steps of the latest-yes rule** (mean (min-max) of k over the seeds; a seed whose edit "
+              "never took has k = 0)", "", "| edit | PCI (seed edits) | img2img (seed edits) | inversion + PCI "
+              "(input images) | img2img (input images) |", "|---|---|---|---|---|"]
+    for r in results:
+        cells = []
+        for key in ("generated", "img2img", "inputs", "inputs img2img"):
+            ks = r["per_seed_k"].get(key)
+            cells.append("-" if ks is None else _k_summary(ks))
+        lines.append(f"| {r['edit']} | " + " | ".join(cells) + " |")
     lines += ["", "**Inversion reconstruction (no edit: invert to k with the source prompt, finish with it)**", "",
               "| edit | source prompt | k | PSNR (dB) | SSIM | attribute agreement | VAE round trip PSNR (dB) |",
               "|---|---|---:|---:|---:|---:|---:|"]

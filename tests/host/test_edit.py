@@ -134,3 +134,46 @@ def test_bad_inputs_reach_the_client_named_and_the_server_keeps_running(host):
     assert k == STEPS and torch.equal(edited, source) and explanation.startswith("WARNING: source and edit")
     ok, events, _ = host.run(edit_prompt(rule="fixed", fixed_k=3))
     assert ok, errors_of(events)
+
+
+def with_insertion_samplers(p, ks, seed=5):
+    """ConceptInsertionSampler + VAEDecode (+ preview) of the same seed and prompts at each k (ids 30+i / 40+i)."""
+    for i, k in enumerate(ks):
+        p[str(30 + i)] = {"class_type": "ConceptInsertionSampler", "inputs": {
+            "model": ["1", 0], "base": ["2", 0], "concept": ["3", 0], "negative": ["4", 0], "latent_image": ["5", 0],
+            "seed": seed, "steps": STEPS, "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal",
+            "insert_step": float(k), "denoise": 1.0}}
+        p[str(40 + i)] = {"class_type": "VAEDecode", "inputs": {"samples": [str(30 + i), 0], "vae": ["1", 2]}}
+        p[str(50 + i)] = {"class_type": "PreviewImage", "inputs": {"images": [str(40 + i), 0]}}
+    return p
+
+
+def test_latest_yes_takes_the_last_step_where_this_seeds_edit_shows(host):
+    from pci_core import judges
+    judge = judges.load_judge("rule")
+    ok, events, _ = host.run(edit_prompt(rule="latest yes"))
+    assert ok, errors_of(events)
+    edited, _, k, _, explanation = outputs(host)
+    assert "latest yes rule" in explanation and "the edit of seed 5" in explanation, explanation
+    assert 0 < k < STEPS, explanation  # this seed's edit takes part-way (else the test would show no boundary)
+    ok, events, _ = host.run(with_insertion_samplers(edit_prompt(rule="fixed", fixed_k=k), [k, k + 1]))
+    assert ok, errors_of(events)
+    at_k, after_k = host.output("40"), host.output("41")
+    assert (edited - at_k).abs().max().item() <= 1e-4  # the edit is ConceptInsertionSampler at the chosen k
+    assert judge.score(at_k, "blue").item() >= 0.5 and judge.score(after_k, "blue").item() < 0.5
+
+
+def test_latest_yes_on_an_input_image_is_the_last_step_its_inverted_edit_shows(host):
+    from pci_core import judges
+    judge = judges.load_judge("rule")
+    ok, events, _ = host.run(with_generated_image(edit_prompt(rule="latest yes")))
+    assert ok, errors_of(events)
+    edited, _, k, _, explanation = outputs(host)
+    assert "the input image inverted to every k" in explanation, explanation
+    assert judge.score(edited, "blue").item() >= 0.5, explanation
+    if k < STEPS:  # the same image edited one step later (inverted to k+1 in one run) does not show it
+        ok, events, _ = host.run(with_generated_image(edit_prompt(rule="fixed", fixed_k=k + 1, judge=False)))
+        assert ok, errors_of(events)
+        assert judge.score(host.output("20", 0), "blue").item() < 0.5, explanation
+    ok, events, _ = host.run(edit_prompt(rule="latest yes", judge=False))
+    assert not ok and "judge: rule 'latest yes' needs the judge's reading" in str(errors_of(events))
