@@ -54,7 +54,7 @@ def main() -> int:
     enc = lambda text: core.CLIPTextEncode().encode(clip, text)[0]
     base, concept, neg = enc(BASE), enc(CONCEPT), enc("")
     latent = core.EmptyLatentImage().generate(64, 64, 1)[0]
-    seeds, ks, steps, max_batch = list(range(args.seeds)), list(range(args.steps + 1)), args.steps, hm.default_max_batch()
+    seeds, ks, steps, max_batch = list(range(args.seeds)), list(range(args.steps + 1)), args.steps, 64  # the node's auto choice on a CPU
     print(f"ComfyUI {host.version}, demo model, {len(seeds)} seeds x {len(ks)} k of {steps} steps, cfg {args.cfg}, "
           f"max_batch {max_batch}, torch threads {torch.get_num_threads()}")
     rows = []

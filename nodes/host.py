@@ -327,7 +327,6 @@ BATCH_EXACT_SAMPLERS = frozenset({
     "res_multistep_cfg_pp", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp", "gradient_estimation",
     "gradient_estimation_cfg_pp", "er_sde", "seeds_2", "seeds_3", "sa_solver", "sa_solver_pece", "ddim", "uni_pc",
     "uni_pc_bh2"})
-DEFAULT_SWEEP_MAX_BATCH = 64
 
 
 class PerSeedNoiseSampler(comfy.samplers.KSAMPLER):
@@ -393,11 +392,6 @@ class SweepGuider(ConceptInsertionGuider):
                   "uncond_denoised": uncond, "cond_denoised": cond, "sigma": timestep, "model_options": model_options,
                   "input": x})
         return x0
-
-
-def default_max_batch() -> int:
-    """Rows per model call in a sweep when the user does not say."""
-    return DEFAULT_SWEEP_MAX_BATCH
 
 
 def sweep_latents(model_patcher, base, concept, negative, latent: dict, seeds: list[int], ks: list[int], steps: int,
@@ -630,9 +624,45 @@ def probe_edit(model_patcher, vae, judge, latent: torch.Tensor, source, edit, ne
     seed's source image (S, K), and the sigmas."""
     ks = list(range(steps + 1))
     latents, sigmas = sweep_latents(model_patcher, source, edit, negative, {"samples": latent[:1]}, seeds, ks, steps,
-                                    cfg, sampler_name, scheduler, None, progress)
+                                    cfg, sampler_name, scheduler, max_batch_for_device(model_patcher, latent.shape[1:]), progress)
     images, scores = decode_and_judge(vae, judge, latents.reshape(-1, *latents.shape[2:]), judge_text, contrast,
-                                      default_max_batch())
+                                      max_batch_for_device(model_patcher, latent.shape[1:]))
     images = images.reshape(len(seeds), len(ks), *images.shape[1:])
     kept = torch.stack([editing.ssim(images[:, -1], images[:, i]) for i in range(len(ks))], dim=1)
     return scores.reshape(len(seeds), len(ks)), kept.numpy().astype("float64"), sigmas
+
+
+def invert_every_step(model_patcher, latent: torch.Tensor, source, negative, cfg: float, sigmas: torch.Tensor,
+                      seed: int) -> list[torch.Tensor]:
+    """The clean latent carried to the noise level of every step with the source prompt: index k holds it at
+    sigmas[k] (k = T: the latent itself). One euler step per call over the flipped sigmas, so each level is
+    the one invert_latent reaches for that k (T model rows in all)."""
+    sigma_min = float(model_patcher.get_model_object("model_sampling").sigma_min)
+    up = editing.inversion_sigmas(sigmas, 0, sigma_min)
+    levels = [latent]
+    for i in range(len(up) - 1):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        levels.append(_guided_run(model_patcher, source, negative, cfg, INVERSION_SAMPLER, up[i:i + 2], levels[-1],
+                                  seed))
+    return levels[::-1]
+
+
+def probe_image_edit(model_patcher, vae, judge, image: torch.Tensor, source, edit, negative, seed: int, steps: int,
+                     cfg: float, sampler_name: str, scheduler: str, inversion_cfg: float, judge_text: str,
+                     contrast: str | None, progress=None):
+    """An input IMAGE edited at every k (inverted once to every level, then steps k..T with the edit prompt for
+    each k: T + sum(T - k) model rows): judge scores on judge_text (B, K) and SSIM to the image (B, K)."""
+    check_image_for_vae(image, vae)
+    pixels = image[:, :, :, :3]
+    sigmas = sampler_sigmas(model_patcher, steps, sampler_name, scheduler, 1.0)
+    levels = invert_every_step(model_patcher, vae.encode(pixels), source, negative, inversion_cfg, sigmas, seed)
+    scores, kept = [], []
+    for k in range(steps + 1):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        edited = vae.decode(_guided_run(model_patcher, edit, negative, cfg, sampler_name, sigmas[k:], levels[k],
+                                        seed)).float().cpu()
+        scores.append(judge.score(edited, judge_text, contrast).double().cpu())
+        kept.append(editing.ssim(pixels.float().cpu(), edited).double())
+        if progress is not None:
+            progress(k, steps)
+    return torch.stack(scores, dim=1).numpy(), torch.stack(kept, dim=1).numpy()

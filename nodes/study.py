@@ -81,7 +81,8 @@ class CISStudy(io.ComfyNode):
                 Judge.Input("judge", tooltip="From PCI Judge Loader"),
                 io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="A score >= threshold counts as yes"),
-                io.Int.Input("max_batch", default=64, min=1, max=4096, tooltip="Most rows per model call"),
+                io.Int.Input("max_batch", default=0, min=0, max=4096, tooltip="Most rows per model call, decode and "
+                             "judge batch; 0 = auto (fits half the device's free memory, at most 64)"),
                 io.String.Input("run_name", default="study", tooltip="Results go to output/pci/<run name>/<concept>/; "
                                 "the same name and settings resume, other settings are refused"),
                 io.Boolean.Input("adaptive", default=False, tooltip="Adaptive lock-in search: about a third of "
@@ -107,7 +108,8 @@ class CISStudy(io.ComfyNode):
         seeds = sweep.parse_seeds(seeds, "seeds")
         root = host.study_folder(run_name)
         run = dict(model=model, base=concepts["base"], negative=negative, latent=latent, steps=steps, cfg=cfg,
-                   sampler_name=sampler_name, scheduler=scheduler, vae=vae, judge=judge, max_batch=max_batch)
+                   sampler_name=sampler_name, scheduler=scheduler, vae=vae, judge=judge,
+                   max_batch=max_batch or host.max_batch_for_device(model, latent["samples"].shape[1:]))
         sigmas = host.step_sigmas(host.sampler_sigmas(model, steps, sampler_name, scheduler, 1.0), steps)
         progress = comfy.utils.ProgressBar(len(concepts["list"].concepts))
         entries, summaries = [], []

@@ -57,8 +57,9 @@ class CISSweep(io.ComfyNode):
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="As in KSampler"),
                 io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
                                tooltip="A judge score >= threshold counts as 'concept visible'; strictly between 0 and 1"),
-                io.Int.Input("max_batch", default=host.default_max_batch(), min=1, max=4096,
-                             tooltip="Most rows per model call, decode and judge batch: lower it if memory runs out"),
+                io.Int.Input("max_batch", default=0, min=0, max=4096,
+                             tooltip="Most rows per model call, decode and judge batch; 0 = auto (the largest power of "
+                                     "two up to 64 that fits half the device's free memory); lower it if memory runs out"),
                 io.Boolean.Input("valid_seeds_only", default=False, tooltip="Statistics over seeds whose k=0 image shows "
                                  "the concept and whose k=steps image does not (as the official runner); files keep all"),
                 io.String.Input("run_name", default="cis", tooltip="Folder output/pci/<run name>/ for results.json and "
@@ -94,6 +95,7 @@ class CISSweep(io.ComfyNode):
         seeds = sweep.parse_seeds(seed_list) if seed_list.strip() else sweep.seed_range(seed, seed_count)
         ks = sweep.parse_steps(insert_steps, steps)
         text, contrast = check_inputs(judge, judge_text, threshold, max_batch, run_name, latent, contrast)
+        max_batch = max_batch or host.max_batch_for_device(model, latent["samples"].shape[1:])
         warnings = host.sweep_warnings(base, concept)
         sigmas = host.sampler_sigmas(model, steps, sampler_name, scheduler, 1.0)
         store = results.RunStore(run_folder(run_name), {
@@ -134,8 +136,8 @@ def check_inputs(judge, judge_text, threshold, max_batch, run_name, latent, cont
     text = judges.check_text(judge_text, "judge_text")
     if not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold={threshold}: must lie strictly between 0 and 1 (a score >= threshold is a yes)")
-    if max_batch < 1:
-        raise ValueError(f"max_batch={max_batch}: must be at least 1")
+    if max_batch < 0:
+        raise ValueError(f"max_batch={max_batch}: 0 (auto) or at least 1")
     if not valid_run_name(run_name):
         raise ValueError(f"run_name={run_name!r}: give a folder name of letters, digits, '-', '_', '.' and spaces "
                          "(no path separators), e.g. 'old-person-sd15'")

@@ -204,7 +204,7 @@ def test_sweep_node_writes_blocks_resumes_after_interrupt_and_equals_an_uninterr
 @pytest.mark.parametrize("change, named", [
     ({"seeds": "1,,2"}, "seed_list"), ({"insert": "2,9"}, "insert_steps"), ({"insert": "every 0"}, "stride 0"),
     ({"steps": 1}, "steps=1"), ({"threshold": 0.0}, "threshold"), ({"threshold": 1.0}, "threshold"),
-    ({"batch": 2}, "latent: a batch of 2"), ({"judge_text": " "}, "judge_text"), ({"max_batch": 0}, "max_batch"),
+    ({"batch": 2}, "latent: a batch of 2"), ({"judge_text": " "}, "judge_text"), ({"max_batch": -1}, "max_batch"),
     ({"count": 0}, "seed_count")])
 def test_bad_input_is_named_and_the_server_runs_on(host, change, named, run_name):
     name = run_name("bad")
