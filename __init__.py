@@ -1,6 +1,10 @@
 """PCI for ComfyUI: Prompt-Conditioned Intervention nodes. ComfyUI calls comfy_entrypoint; the
 nodes (and everything they import) load only then, so importing this package has no side effects."""
 
+# ComfyUI serves this folder at /extensions/<pack folder>/; its frontend reads node help pages from
+# docs/<NodeId>.md there (nodes.py load_custom_node reads WEB_DIRECTORY for V3 packs too).
+WEB_DIRECTORY = "./web"
+
 
 async def comfy_entrypoint():
     from comfy_api.latest import ComfyExtension

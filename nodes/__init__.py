@@ -2,5 +2,8 @@
 from .judge import CISJudge, PCIJudgeLoader
 from .loader import PCIDemoModelLoader
 from .sampler import ConceptInsertionSampler
+from .study import CISStudy, PCIConceptList
+from .sweep import CISSweep
+from .edit import BestTimestepEdit
 
-NODES = [PCIDemoModelLoader, ConceptInsertionSampler, PCIJudgeLoader, CISJudge]
+NODES = [PCIDemoModelLoader, ConceptInsertionSampler, PCIJudgeLoader, CISJudge, PCIConceptList, CISStudy, CISSweep, BestTimestepEdit]

@@ -15,7 +15,9 @@ class PCIDemoModelLoader(io.ComfyNode):
                         "positions, backgrounds), as MODEL / CLIP / VAE for the core nodes.",
             inputs=[io.Combo.Input("weights", options=host.demo_weights_choices(),
                                    tooltip="Shipped weights, or a file in models/pci_demo")],
-            outputs=[io.Model.Output(), io.Clip.Output(), io.Vae.Output()],
+            outputs=[io.Model.Output(tooltip="The demo denoiser, for KSampler and the PCI samplers"),
+                     io.Clip.Output(tooltip="The demo text encoder (demo words only), for CLIP Text Encode"),
+                     io.Vae.Output(tooltip="The demo autoencoder: 64x64 RGB <-> 4x8x8 latents")],
         )
 
     @classmethod
