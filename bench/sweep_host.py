@@ -35,23 +35,34 @@ def counting(model_patcher):
     return model, counter
 
 
-def main() -> int:
+def sampling_args(seeds: int) -> argparse.ArgumentParser:
+    """The options both host benchmarks take (this one and sweep_science.py)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--seeds", type=int, default=seeds)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cfg", type=float, default=4.0)
     parser.add_argument("--samplers", default="euler,euler_ancestral")
-    args = parser.parse_args()
+    return parser
+
+
+def demo_in_host():
+    """Real ComfyUI in-process with the pack: (host, core nodes, the pack's host glue, model, clip, vae,
+    rule judge, encode(text) -> conditioning)."""
     from comfy_host import Host
     host = Host(os.environ["COMFYUI_PATH"])
     import nodes as core
-    hm = sys.modules[host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"].__module__].host
-    from pci_core import sweep
     from pci_core.demo import demo_model
+    hm = sys.modules[host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"].__module__].host
     model, clip, vae = host.nodes.NODE_CLASS_MAPPINGS["PCIDemoModelLoader"].execute(demo_model.WEIGHTS_FILE).args
     judge = host.nodes.NODE_CLASS_MAPPINGS["PCIJudgeLoader"].execute("rule", "", "none (rule judge)", "cpu").args[0]
+    return host, core, hm, model, clip, vae, judge, lambda text: core.CLIPTextEncode().encode(clip, text)[0]
+
+
+def main() -> int:
+    args = sampling_args(seeds=16).parse_args()
+    host, core, hm, model, clip, vae, judge, enc = demo_in_host()
+    from pci_core import sweep
     insertion = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
-    enc = lambda text: core.CLIPTextEncode().encode(clip, text)[0]
     base, concept, neg = enc(BASE), enc(CONCEPT), enc("")
     latent = core.EmptyLatentImage().generate(64, 64, 1)[0]
     seeds, ks, steps, max_batch = list(range(args.seeds)), list(range(args.steps + 1)), args.steps, 64  # the node's auto choice on a CPU

@@ -9,8 +9,6 @@ the overlaid CIS plots (plots.cis_plot, one panel per sampler, stacked) to --out
 
     COMFYUI_PATH=~/comfyui-host/ComfyUI ~/comfyui-host/venv/bin/python bench/sweep_science.py --out science.png
 """
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests" / "host"), str(REPO)]
+from sweep_host import demo_in_host, sampling_args  # noqa: E402  (bench/ is on the path when run as a script)
 BASE = "a large red circle on the left on a black background"
 CONCEPTS = {  # attribute: (concept prompt, what the judge looks for)
     "position": ("a large red circle on the right on a black background", "on the right"),
@@ -31,23 +30,12 @@ CONCEPTS = {  # attribute: (concept prompt, what the judge looks for)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--cfg", type=float, default=4.0)
-    parser.add_argument("--samplers", default="euler,euler_ancestral")
+    parser = sampling_args(seeds=32)
     parser.add_argument("--out", default="science.png")
     args = parser.parse_args()
-    from comfy_host import Host
-    host = Host(os.environ["COMFYUI_PATH"])
-    import nodes as core
+    host, core, hm, model, clip, vae, judge, enc = demo_in_host()
     from PIL import Image
-    hm = sys.modules[host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"].__module__].host
     from pci_core import cis, plots, sweep
-    from pci_core.demo import demo_model
-    model, clip, vae = host.nodes.NODE_CLASS_MAPPINGS["PCIDemoModelLoader"].execute(demo_model.WEIGHTS_FILE).args
-    judge = host.nodes.NODE_CLASS_MAPPINGS["PCIJudgeLoader"].execute("rule", "", "none (rule judge)", "cpu").args[0]
-    enc = lambda text: core.CLIPTextEncode().encode(clip, text)[0]
     base, neg = enc(BASE), enc("")
     latent = core.EmptyLatentImage().generate(64, 64, 1)[0]
     seeds, ks, steps, max_batch = list(range(args.seeds)), list(range(args.steps + 1)), args.steps, 64  # the node's auto choice on a CPU

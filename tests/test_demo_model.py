@@ -1,5 +1,4 @@
 """The shipped demo model: loading, tokenizing, generating, and fidelity by the pixel judge."""
-import numpy as np
 import pytest
 import torch
 

@@ -4,7 +4,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from pci_core import editing, judges
 from pci_core.cis import CISResult

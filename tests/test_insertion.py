@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from pci_core import insertion, samplers, schedule
+from pci_core import insertion
 from pci_core.demo import demo_model, pipeline
 
 BASE, CONCEPT = "a red circle", "a blue square"

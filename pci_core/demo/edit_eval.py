@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .. import editing, insertion, samplers, schedule
+from .. import editing, samplers, schedule
 from ..cis import CISResult
 from . import demo_model, pipeline, world
 

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from .. import insertion, samplers, schedule
+from .. import insertion, schedule
 from . import demo_model
 
 LATENT_SHAPE = (4, 8, 8)

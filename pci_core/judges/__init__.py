@@ -34,6 +34,11 @@ from .base import (BACKENDS, DEFAULT_CLIP_TEMPLATES, DEFAULT_CONTRAST, DEFAULT_V
                    check_threshold, decide, require, summarize)
 from .weights import _mtime, read_state_dict, resolve_weights
 
+__all__ = ["BACKENDS", "DEFAULT_CLIP_TEMPLATES", "DEFAULT_CONTRAST", "DEFAULT_VQA_QUESTION", "NO_WORDS", "YES_WORDS",
+           "Judge", "annotate", "as_image_batch", "check_backend", "check_device", "check_templates", "check_text",
+           "check_threshold", "clear_judge_cache", "decide", "load_judge", "read_state_dict", "require",
+           "resolve_weights", "summarize"]
+
 _CACHE: dict[tuple, Judge] = {}
 
 

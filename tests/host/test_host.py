@@ -1,7 +1,6 @@
 """Host tier: the pack inside real upstream ComfyUI (in-process PromptExecutor, CPU)."""
 import math
 
-import numpy as np
 import pytest
 import torch
 
