@@ -76,7 +76,8 @@ class DemoTextEncoder(torch.nn.Module):
 
     def __init__(self, device=None, dtype=None, model_options={}, **kwargs):
         super().__init__()
-        self.encoder = demo_model.TextEncoder(**demo_model.TEXT_CONFIG).to(device=device)
+        # No autograd: encoding runs inside and outside ComfyUI's inference mode alike (as the UNet, eval + frozen).
+        self.encoder = demo_model.TextEncoder(**demo_model.TEXT_CONFIG).to(device=device).eval().requires_grad_(False)
         self.dtypes = {torch.float32}
 
         self.layer = None  # CLIPSetLastLayer's stop_at_clip_layer; None = the last layer
