@@ -1,4 +1,4 @@
-"""Command line: `python -m pci_core demo|cis|fidelity|train|bench`."""
+"""Command line: `python -m pci_core demo|cis|study|merge|edit-eval|fidelity|bench|train`."""
 from __future__ import annotations
 
 import argparse
