@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import numbers
@@ -23,7 +24,7 @@ import comfy.sd
 import comfy.supported_models_base
 import folder_paths
 
-from ..pci_core import insertion, schedule
+from ..pci_core import editing, insertion, schedule
 from ..pci_core.demo import demo_model, world
 
 # ---------------------------------------------------------------- demo model as MODEL / CLIP / VAE
@@ -287,7 +288,7 @@ def concept_insertion_sample(model_patcher, seed: int, steps: int, cfg: float, s
     return out
 
 
-# ---------------------------------------------------------------- device policy (owner: GPU engineer)
+# ---------------------------------------------------------------- device policy
 # Rows per model call in a branching run. Throughput grows with the batch until the device is busy
 # (issue 9's measurement on an H100, SD1.5 fp16 512 px: 32 and 64 rows equally fast, unbounded
 # batches 2x slower, as every step brings a new batch shape), so: the largest power of two up to
@@ -308,7 +309,7 @@ def max_batch_for_device(model_patcher, latent_shape) -> int:
     return rows
 
 
-# ---------------------------------------------------------------- CIS sweep (CISSweep; owner: CISSweep engineer)
+# ---------------------------------------------------------------- CIS sweep (CISSweep)
 # Every (seed, k) branch of a block of seeds in ONE sampler run, each bit-identical to
 # ConceptInsertionSampler with that seed and k (latent batch 1): the initial noise is each seed's
 # own prepare_noise, ancestral/SDE samplers get each seed's own noise stream, and _cfg_pp samplers'
@@ -473,7 +474,6 @@ def step_sigmas(sigmas: torch.Tensor, steps: int) -> list[float]:
 
 
 def _sha1(tensors) -> str:
-    import hashlib
     digest = hashlib.sha1()
     for t in tensors:
         t = t.detach().float().cpu().contiguous()
@@ -498,7 +498,7 @@ def model_label(model_patcher) -> str:
     patches = sorted(f"{k}:{[p[0] for p in v]}" for k, v in model_patcher.patches.items())
     return (f"{type(model_patcher.model.model_config).__name__}, {sum(p.numel() for p in params)} weights, "
             f"sha1 {_sha1(picks)}" + (f", {len(patches)} patched weights sha1 "
-                                       f"{__import__('hashlib').sha1(str(patches).encode()).hexdigest()[:16]}" if patches else ""))
+                                       f"{hashlib.sha1(str(patches).encode()).hexdigest()[:16]}" if patches else ""))
 
 
 def sweep_settings(model_patcher, base, concept, negative, latent, sampler_name, scheduler, cfg, judge) -> dict:
@@ -511,11 +511,14 @@ def sweep_settings(model_patcher, base, concept, negative, latent, sampler_name,
             "latent": "empty" if not torch.count_nonzero(samples) else f"sha1 {_sha1([samples])}"}
 
 
+def same_conditioning(a, b) -> bool:
+    """The two conditionings hold the same tensors (e.g. the same text, encoded by the same CLIP)."""
+    return len(a) == len(b) and all(x[0].shape == y[0].shape and torch.equal(x[0], y[0]) for x, y in zip(a, b))
+
+
 def sweep_warnings(base, concept) -> list[str]:
     """Inputs that run but measure nothing useful."""
-    same = len(base) == len(concept) and all(torch.equal(a[0], b[0]) for a, b in zip(base, concept))
-    if same:
-        import logging
+    if same_conditioning(base, concept):
         message = "base and concept conditioning are the same: every k gives the same image, the curve is flat"
         logging.warning("CISSweep: " + message)
         return [message]
@@ -527,7 +530,7 @@ def image_batch(image) -> torch.Tensor:
     return torch.from_numpy(image).float().unsqueeze(0)
 
 
-# ---------------------------------------------------------------- concept studies (PCIConceptList, CISStudy; owner: studies engineer)
+# ---------------------------------------------------------------- concept studies (PCIConceptList, CISStudy)
 
 def encode_text(clip, text: str):
     """A CONDITIONING of text, as CLIPTextEncode makes it."""
@@ -545,20 +548,13 @@ def study_folder(run_name: str) -> Path:
     return folder
 
 
-# ---------------------------------------------------------------- editing (BestTimestepEdit; owner: editing engineer)
+# ---------------------------------------------------------------- editing (BestTimestepEdit)
 # A seed edit is a concept insertion (source prompt before step k, edit prompt from k on). An input
 # image is VAE-encoded, inverted with the source prompt to the noise level of step k by ComfyUI's own
 # sampling over the flipped sigmas (euler, no added noise: the DDIM ODE run backwards, as FlipSigmas
 # unsampling does), then finished over steps k..T with the edit prompt.
 
-from ..pci_core import editing  # noqa: E402  (this section's engine)
-
 INVERSION_SAMPLER = "euler"  # deterministic: the inversion must not add noise
-
-
-def same_conditioning(a, b) -> bool:
-    """The two conditionings hold the same tensors (e.g. the same text, encoded by the same CLIP)."""
-    return len(a) == len(b) and all(x[0].shape == y[0].shape and torch.equal(x[0], y[0]) for x, y in zip(a, b))
 
 
 def check_image_for_vae(image: torch.Tensor, vae) -> None:
@@ -623,11 +619,11 @@ def probe_edit(model_patcher, vae, judge, latent: torch.Tensor, source, edit, ne
                cfg: float, sampler_name: str, scheduler: str, judge_text: str, contrast: str | None, progress=None):
     """Every k on helper seeds in one sweep: judge scores on judge_text (S, K), SSIM of each image to its
     seed's source image (S, K), and the sigmas."""
-    ks = list(range(steps + 1))
+    ks, max_batch = list(range(steps + 1)), max_batch_for_device(model_patcher, latent.shape[1:])
     latents, sigmas = sweep_latents(model_patcher, source, edit, negative, {"samples": latent[:1]}, seeds, ks, steps,
-                                    cfg, sampler_name, scheduler, max_batch_for_device(model_patcher, latent.shape[1:]), progress)
+                                    cfg, sampler_name, scheduler, max_batch, progress)
     images, scores = decode_and_judge(vae, judge, latents.reshape(-1, *latents.shape[2:]), judge_text, contrast,
-                                      max_batch_for_device(model_patcher, latent.shape[1:]))
+                                      max_batch)
     images = images.reshape(len(seeds), len(ks), *images.shape[1:])
     kept = torch.stack([editing.ssim(images[:, -1], images[:, i]) for i in range(len(ks))], dim=1)
     return scores.reshape(len(seeds), len(ks)), kept.numpy().astype("float64"), sigmas

@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from . import schedule
+
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 LEVELS = (0.5, 0.7)
 BOOTSTRAP_RESAMPLES = 2000
@@ -113,8 +115,8 @@ class CISResult:
 
     @property
     def tau(self) -> np.ndarray:
-        """Noise-axis position of each measured k (schedule.tau_from_sigmas, computed here in numpy)."""
-        return tau_axis(self.sigmas)[self.ks]
+        """Noise-axis position of each measured k (schedule.tau_from_sigmas)."""
+        return schedule.tau_from_sigmas(self.sigmas).numpy()[self.ks]
 
     def to_json(self) -> dict:
         return {"seeds": [int(s) for s in self.seeds], "ks": [int(k) for k in self.ks], "steps": self.steps,
@@ -133,19 +135,6 @@ class CISResult:
         mask = np.asarray(mask, dtype=bool)
         return CISResult([s for s, m in zip(self.seeds, mask) if m], list(self.ks), self.steps, list(self.sigmas),
                          self.scores[mask], self.threshold, self.concept, dict(self.settings))
-
-
-def tau_axis(sigmas: Sequence[float]) -> np.ndarray:
-    """numpy twin of schedule.tau_from_sigmas (one value per k = 0..T), so statistics need no torch."""
-    s = np.asarray(sigmas, dtype=np.float64)
-    if len(s) < 2:
-        return np.zeros(len(s))
-    if s[-1] <= 0:
-        positive = s[:-1]
-        last = positive[-1] ** 2 / positive[-2] if len(positive) > 1 else positive[-1] / 2
-        s = np.append(positive, last)
-    v = -np.log(s ** 2)
-    return (v - v[0]) / (v[-1] - v[0])
 
 
 def summarize(result: CISResult, levels: Sequence[float] = LEVELS, resamples: int = BOOTSTRAP_RESAMPLES,

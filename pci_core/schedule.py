@@ -54,22 +54,22 @@ def make_schedule(name: str, sigmas: torch.Tensor, steps: int) -> torch.Tensor:
     return SCHEDULES[name](sigmas, steps)
 
 
-def tau_from_sigmas(sigmas: torch.Tensor) -> torch.Tensor:
+def tau_from_sigmas(sigmas) -> torch.Tensor:
     """The noise axis of the official PCI code, one value per insertion step k = 0..T of a schedule
     sigmas[0..T] (sigmas[T] = 0): normalised -log sigma_k^2, 0 at the first (noisiest) step and 1 at
     k = T. sigma_T = 0 has no logarithm, so k = T (base only) sits one step beyond sigma_{T-1} at the
     log-sigma spacing of the last step: every k keeps its own place, and a crossing between the last
     two steps does not collapse onto 1. A schedule that ends above 0 (denoise < 1 cuts the start, not
-    the end) is used as it is."""
-    s = sigmas.double().reshape(-1)
+    the end) is used as it is. sigmas: a tensor or a list of floats; float64 out."""
+    s = torch.as_tensor(sigmas, dtype=torch.float64).reshape(-1)
     if len(s) < 2:
-        return torch.zeros(len(s))
+        return torch.zeros(len(s), dtype=torch.float64)
     if s[-1] <= 0:
         positive = s[:-1]
         last = positive[-1] ** 2 / positive[-2] if len(positive) > 1 else positive[-1] / 2
         s = torch.cat([positive, last.reshape(1)])
     v = -torch.log(s ** 2)
-    return ((v - v[0]) / (v[-1] - v[0])).float()
+    return (v - v[0]) / (v[-1] - v[0])
 
 
 BOUNDARY_FRACTION = 0.1  # where the boundary sits between sigmas[k] and sigmas[k-1], in log sigma

@@ -41,11 +41,8 @@ def test_first_crossing_reads_falling_curves_only_and_interpolates():
     assert cis.first_crossing([0, 1, 2], [1.0, 0.5, 0.0]) == pytest.approx(1.0)  # leaves 0.5 between 1 and 2 at 1
 
 
-def test_tau_axis_is_the_numpy_twin_of_schedule_tau_from_sigmas():
-    for name in ("normal", "karras"):
-        sigmas = schedule.make_schedule(name, schedule.discrete_sigmas(), 12)
-        assert np.allclose(cis.tau_axis(sigmas.tolist()), schedule.tau_from_sigmas(sigmas).numpy(), atol=1e-6)
-    assert np.allclose(cis.tau_axis([4.0, 2.0, 0.0]), [0.0, 0.5, 1.0])  # sigma_T = 0 placed one log-step on
+def test_tau_axis_places_sigma_zero_one_log_step_on():
+    assert np.allclose(schedule.tau_from_sigmas([4.0, 2.0, 0.0]).numpy(), [0.0, 0.5, 1.0])
 
 
 def test_valid_seed_mask_keeps_seeds_that_see_the_concept_at_k0_and_not_at_kT():
@@ -66,7 +63,7 @@ def test_summarize_counts_intervals_crossings_and_controls_by_hand():
     tau50 = s["crossings"]["tau50"]
     # 0.5 is reached at k = 2 but only left between k = 2 (0.5) and k = 3 (0.25): at 2 + 0/0.25 = 2
     assert tau50["step"] == pytest.approx(2.0) and tau50["level"] == 0.5
-    tau = cis.tau_axis(SIGMAS)
+    tau = schedule.tau_from_sigmas(SIGMAS).numpy()
     assert tau50["tau"] == pytest.approx(tau[2])
     # tau70 between k = 1 (0.75) and k = 2 (0.5): 1 + 0.05 / 0.25 = 1.2
     assert s["crossings"]["tau70"]["step"] == pytest.approx(1.2)

@@ -71,16 +71,34 @@ def clip_judge(g: Graph, column: int):
     return g.add("PCIJudgeLoader", column, backend="clip", model=SD15_JUDGE_ARCH, weights=SD15_JUDGE_WEIGHTS)[0]
 
 
+def model_and_note(g: Graph, sd15: bool, extra: str = ""):
+    """The model loader (MODEL, CLIP, VAE) and the note saying what to change for one's own checkpoint."""
+    loader = sd15_model(g) if sd15 else demo_model(g)
+    g.note((SD15_NOTE if sd15 else DEMO_NOTE) + extra, 0)
+    return loader
+
+
+def example_prompts(g: Graph, clip, sd15: bool):
+    """The workflows' base, concept and negative conditionings."""
+    return prompts(g, clip, *((SD15_BASE, SD15_CONCEPT, SD15_NEGATIVE) if sd15 else (DEMO_BASE, DEMO_CONCEPT, "")))
+
+
+def image_latent(g: Graph, sd15: bool, batch: int = 1):
+    size = 512 if sd15 else 64
+    return g.add("EmptyLatentImage", 1, width=size, height=size, batch_size=batch)[0]
+
+
+def judge_for(g: Graph, sd15: bool, column: int):
+    return clip_judge(g, column) if sd15 else rule_judge(g, column)
+
+
 # ------------------------------------------------------------------------------------------ workflows
 
 def concept_insertion(g: Graph, sd15: bool = False):
     """ConceptInsertionSampler: base prompt for the first k steps, concept prompt after."""
-    loader = sd15_model(g) if sd15 else demo_model(g)
-    g.note(SD15_NOTE if sd15 else DEMO_NOTE, 0)
-    base, concept, negative = prompts(g, loader[1], *((SD15_BASE, SD15_CONCEPT, SD15_NEGATIVE) if sd15
-                                                      else (DEMO_BASE, DEMO_CONCEPT, "")))
-    size = 512 if sd15 else 64
-    latent = g.add("EmptyLatentImage", 1, width=size, height=size, batch_size=2)[0]
+    loader = model_and_note(g, sd15)
+    base, concept, negative = example_prompts(g, loader[1], sd15)
+    latent = image_latent(g, sd15, batch=2)
     g.note("insert_step k: the first k steps use the base prompt, the rest the concept. k = 0 is the "
            "concept alone, k = steps the base alone. Same seeds, two insertion steps: early (k = 2) the "
            "concept takes over, late (k = 10) the picture is already decided and the concept is ignored.", 1)
@@ -95,16 +113,15 @@ def concept_insertion(g: Graph, sd15: bool = False):
 
 def judge_images(g: Graph, sd15: bool = False):
     """CISJudge: score generated images for a concept."""
-    loader = sd15_model(g) if sd15 else demo_model(g)
-    g.note(SD15_NOTE if sd15 else DEMO_NOTE, 0)
+    loader = model_and_note(g, sd15)
     text = "a photo of an old person" if sd15 else "a large yellow triangle on the right on a gray background"
     positive = g.add("CLIPTextEncode", 1, "prompt", 360, clip=loader[1], text=text)[0]
     negative = g.add("CLIPTextEncode", 1, "negative prompt", 360, clip=loader[1], text="")[0]
-    latent = g.add("EmptyLatentImage", 1, width=512 if sd15 else 64, height=512 if sd15 else 64, batch_size=8)[0]
+    latent = image_latent(g, sd15, batch=8)
     sampled = g.add("KSampler", 2, model=loader[0], positive=positive, negative=negative, latent_image=latent,
                     seed=0, steps=20, cfg=7.0 if sd15 else 4.0)[0]
     images = g.add("VAEDecode", 2, samples=sampled, vae=loader[2])[0]
-    judge = clip_judge(g, 2) if sd15 else rule_judge(g, 2)
+    judge = judge_for(g, sd15, 2)
     g.note(JUDGE_NOTE, 2)
     judged = g.add("CISJudge", 3, images=images, judge=judge, concept="old person" if sd15 else "yellow triangle",
                    threshold=0.5, contrast="person" if sd15 else "")
@@ -115,12 +132,10 @@ def judge_images(g: Graph, sd15: bool = False):
 
 def cis_sweep(g: Graph, sd15: bool = False):
     """CISSweep: CIS(k) over seeds and insertion steps, tau50, the curve and the timeline grid."""
-    loader = sd15_model(g) if sd15 else demo_model(g)
-    g.note(SD15_NOTE if sd15 else DEMO_NOTE, 0)
-    base, concept, negative = prompts(g, loader[1], *((SD15_BASE, SD15_CONCEPT, SD15_NEGATIVE) if sd15
-                                                      else (DEMO_BASE, DEMO_CONCEPT, "")))
-    latent = g.add("EmptyLatentImage", 1, width=512 if sd15 else 64, height=512 if sd15 else 64, batch_size=1)[0]
-    judge = clip_judge(g, 1) if sd15 else rule_judge(g, 1)
+    loader = model_and_note(g, sd15)
+    base, concept, negative = example_prompts(g, loader[1], sd15)
+    latent = image_latent(g, sd15)
+    judge = judge_for(g, sd15, 1)
     swept = g.add("CISSweep", 2, model=loader[0], base=base, concept=concept, negative=negative, latent=latent,
                   vae=loader[2], judge=judge, judge_text="an old person" if sd15 else "blue", seed=0,
                   seed_count=16 if sd15 else 8, insert_steps="all" if sd15 else "every 2", steps=20,
@@ -142,16 +157,15 @@ def cis_sweep(g: Graph, sd15: bool = False):
 
 def cis_study(g: Graph, sd15: bool = False):
     """PCIConceptList + CISStudy: several concepts against one base, one overlaid plot and table."""
-    loader = sd15_model(g) if sd15 else demo_model(g)
-    g.note(SD15_NOTE if sd15 else DEMO_NOTE, 0)
+    loader = model_and_note(g, sd15)
     concepts = g.add("PCIConceptList", 1, clip=loader[1],
                      template="a photo of a {} person" if sd15 else "a large {} circle on the left on a black background",
                      base_value="young" if sd15 else "red",
                      values="old\nmiddle-aged\nteenage" if sd15 else "blue\ngreen\nyellow",
                      judge_template="a {} person" if sd15 else "{}")[0]
     negative = g.add("CLIPTextEncode", 1, "negative prompt", 360, clip=loader[1], text=SD15_NEGATIVE if sd15 else "")[0]
-    latent = g.add("EmptyLatentImage", 1, width=512 if sd15 else 64, height=512 if sd15 else 64, batch_size=1)[0]
-    judge = clip_judge(g, 1) if sd15 else rule_judge(g, 1)
+    latent = image_latent(g, sd15)
+    judge = judge_for(g, sd15, 1)
     studied = g.add("CISStudy", 2, model=loader[0], concepts=concepts, negative=negative, latent=latent,
                     seeds="0-15" if sd15 else "0-7", steps=20 if sd15 else 12, cfg=7.0 if sd15 else 4.0,
                     sampler_name="euler", scheduler="normal", vae=loader[2], judge=judge, threshold=0.5,
@@ -175,17 +189,13 @@ EDIT_NOTE = ("Best Timestep Edit: the source prompt holds for the first k steps,
 def best_timestep_edit(g: Graph, sd15: bool = False, image: bool = False):
     """BestTimestepEdit on its own: k from a quick probe over helper seeds (tau rule), on a seed's image
     or (image=True) on an input picture, inverted with the source prompt to step k."""
-    loader = sd15_model(g) if sd15 else demo_model(g)
-    note = SD15_NOTE if sd15 else DEMO_NOTE
-    if image:
-        note += ("\n\nThe input image: upload yours in Load Image (" + ("512x512 for SD1.5" if sd15 else
-                 "the demo model reads 64x64 pictures of the demo world; the example is workflows/" + EXAMPLE_INPUT +
-                 ", copy it into ComfyUI/input") + ").")
-    g.note(note, 0)
-    source, edit, negative = prompts(g, loader[1], *((SD15_BASE, SD15_CONCEPT, SD15_NEGATIVE) if sd15
-                                                     else (DEMO_BASE, DEMO_CONCEPT, "")))
-    latent = g.add("EmptyLatentImage", 1, width=512 if sd15 else 64, height=512 if sd15 else 64, batch_size=1)[0]
-    judge = clip_judge(g, 1) if sd15 else rule_judge(g, 1)
+    loader = model_and_note(g, sd15, "" if not image else (
+        "\n\nThe input image: upload yours in Load Image (" + ("512x512 for SD1.5" if sd15 else
+        "the demo model reads 64x64 pictures of the demo world; the example is workflows/" + EXAMPLE_INPUT +
+        ", copy it into ComfyUI/input") + ")."))
+    source, edit, negative = example_prompts(g, loader[1], sd15)
+    latent = image_latent(g, sd15)
+    judge = judge_for(g, sd15, 1)
     extra = {}
     if image:
         extra["image"] = g.add("LoadImage", 1, image=EXAMPLE_INPUT)[0]
@@ -205,12 +215,10 @@ def best_timestep_edit(g: Graph, sd15: bool = False, image: bool = False):
 def find_lock_in_then_edit(g: Graph, sd15: bool = False):
     """End to end: CISSweep finds when the concept locks in; BestTimestepEdit, fed by its CIS result, edits at
     that step (tau rule)."""
-    loader = sd15_model(g) if sd15 else demo_model(g)
-    g.note(SD15_NOTE if sd15 else DEMO_NOTE, 0)
-    base, concept, negative = prompts(g, loader[1], *((SD15_BASE, SD15_CONCEPT, SD15_NEGATIVE) if sd15
-                                                      else (DEMO_BASE, DEMO_CONCEPT, "")))
-    latent = g.add("EmptyLatentImage", 1, width=512 if sd15 else 64, height=512 if sd15 else 64, batch_size=1)[0]
-    judge = clip_judge(g, 1) if sd15 else rule_judge(g, 1)
+    loader = model_and_note(g, sd15)
+    base, concept, negative = example_prompts(g, loader[1], sd15)
+    latent = image_latent(g, sd15)
+    judge = judge_for(g, sd15, 1)
     common = dict(model=loader[0], negative=negative, vae=loader[2], steps=20, cfg=7.0 if sd15 else 4.0,
                   sampler_name="euler", scheduler="normal")
     swept = g.add("CISSweep", 2, base=base, concept=concept, latent=latent, judge=judge,
