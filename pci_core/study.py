@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import cis
+from .results import RESULTS_FILE, header_differences, merge_runs, write_atomic
 
 SLOT = "{}"
 
@@ -322,7 +323,6 @@ def header_of(result: cis.CISResult) -> dict:
 
 def write_index(folder: Path, entries: Sequence[tuple[str, str]]) -> None:
     """study.json: the concepts of a study in order, as (run folder relative to the study, label)."""
-    from .results import write_atomic
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / INDEX_FILE, json.dumps({"concepts": [{"folder": f, "label": lab} for f, lab in entries]},
                                                   indent=1) + "\n")
@@ -331,7 +331,6 @@ def write_index(folder: Path, entries: Sequence[tuple[str, str]]) -> None:
 def run_folders(study: Path) -> list[tuple[str, str, Path]]:
     """(key, label, folder) of every run in a study folder: the order and labels of its study.json, then
     any other folder holding a results.json (sorted); a run folder given itself is its own study."""
-    from .results import RESULTS_FILE
     study = Path(study)
     if not study.is_dir():
         raise ValueError(f"{study} is not a folder")
@@ -358,7 +357,6 @@ def run_folders(study: Path) -> list[tuple[str, str, Path]]:
 
 def study_differences(a: dict, b: dict) -> list[str]:
     """Header keys two concepts of one study may not differ in (all but PER_CONCEPT_KEYS)."""
-    from .results import header_differences
     return [k for k in header_differences(a, b) if k not in PER_CONCEPT_KEYS]
 
 
@@ -367,7 +365,6 @@ def merge_studies(studies: Sequence[Path]) -> list[tuple[str, str, cis.CISResult
     blocks and/or concepts). A concept's shards merge by results.merge_runs (refused when their
     settings differ); concepts of different settings (sampler, steps, judge, base prompt, ...) are
     refused too, since one table and plot would compare them. Order: the first study's, then new ones."""
-    from .results import merge_runs
     if not studies:
         raise ValueError("merge: no study folder given")
     groups: dict[str, list[Path]] = {}
