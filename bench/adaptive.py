@@ -2,7 +2,7 @@
 
 For each attribute (the concept changes one attribute of the fixed base), on the same seeds:
 - full sweep: every k = 0..T in one branching run (shared prefix: T + sum(T - k) rows per seed);
-- adaptive: pci_core.study.adaptive_search (coarse grid, then refinement rounds around the crossing).
+- adaptive: pci_core.adaptive.adaptive_search (coarse grid, then refinement rounds around the crossing).
 Evaluations are rows passed to the model (pci_core.insertion.EvalCounter, before CFG doubling), counted
 as they run. Goal: |tau50 difference| <= 1 step with <= 35% of the full sweep's evaluations.
 
@@ -17,9 +17,9 @@ import time
 import numpy as np
 import torch
 
-from pci_core import insertion, study
+from pci_core import adaptive, insertion, study
 from pci_core.cis import cis_curve, first_crossing
-from pci_core.demo import demo_model, pipeline, world
+from pci_core.demo import demo_model, pipeline, sweep, world
 from pci_core.demo import study as demo_study
 
 # The README's five concepts: one attribute of the base changed.
@@ -39,12 +39,12 @@ def compare(model, concept: study.Concept, seeds: list[int], settings, stride: i
     steps = settings.steps
     full_counter, adaptive_counter = insertion.EvalCounter(), insertion.EvalCounter()
     t = time.time()
-    full = demo_study.measure_fn(model, demo_study.BASE, concept, seeds, settings, None, full_counter, {})(
-        list(range(steps + 1)))
+    measure = lambda counter: lambda ks: sweep.demo_measure(model, demo_study.BASE, concept.prompt, concept.judge_text,
+                                                             settings, counter=counter)(seeds, ks) >= 0.5
+    full = measure(full_counter)(list(range(steps + 1)))
     full_s = time.time() - t
     t = time.time()
-    search = study.adaptive_search(demo_study.measure_fn(model, demo_study.BASE, concept, seeds, settings, None,
-                                                         adaptive_counter, {}), steps, stride, budget)
+    search = adaptive.adaptive_search(measure(adaptive_counter), steps, stride, budget)
     adaptive_s = time.time() - t
     curve = cis_curve(full)
     tau_full = first_crossing(list(range(steps + 1)), curve)
@@ -53,7 +53,7 @@ def compare(model, concept: study.Concept, seeds: list[int], settings, stride: i
     return {"concept": concept.value, "tau_full": tau_full, "tau_adaptive": search.tau50,
             "full_rows": full_counter.rows, "adaptive_rows": adaptive_counter.rows,
             "planned_rows": search.evaluations_per_seed * len(seeds), "rounds": search.rounds,
-            "full_crossings": len(study.crossing_brackets(list(range(steps + 1)), list(curve))),
+            "full_crossings": len(adaptive.crossing_brackets(list(range(steps + 1)), list(curve))),
             "monotone": bool(np.all(np.diff(curve) <= 0)), "same_decisions": same, "stopped": search.stopped,
             "full_s": full_s, "adaptive_s": adaptive_s, "curve": curve}
 
@@ -89,7 +89,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=32)
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--stride", type=int, default=None, help="coarse stride (default: study.default_stride)")
+    p.add_argument("--stride", type=int, default=None, help="coarse stride (default: adaptive.default_stride)")
     p.add_argument("--budget", type=float, default=0.35, help="fraction of the full sweep's evaluations")
     p.add_argument("--all", action="store_true", help="every value of every attribute, not the README five")
     p.add_argument("--threads", type=int, default=None)

@@ -131,6 +131,15 @@ class CISResult:
                        len(data["seeds"]), len(data["ks"])), threshold=float(data["threshold"]),
                    concept=data["concept"], settings=dict(data.get("settings", {})))
 
+    def restrict(self, seeds: Sequence[int]) -> "CISResult":
+        """The rows of the given seeds, in that order; ValueError naming the seeds this result lacks."""
+        row = {s: i for i, s in enumerate(self.seeds)}
+        missing = [s for s in seeds if s not in row]
+        if missing:
+            raise ValueError(f"seeds {missing[:10]}{' ...' if len(missing) > 10 else ''} are not in this result")
+        return CISResult(list(seeds), list(self.ks), self.steps, list(self.sigmas),
+                         self.scores[[row[s] for s in seeds]], self.threshold, self.concept, dict(self.settings))
+
     def select_seeds(self, mask: np.ndarray) -> "CISResult":
         mask = np.asarray(mask, dtype=bool)
         return CISResult([s for s, m in zip(self.seeds, mask) if m], list(self.ks), self.steps, list(self.sigmas),

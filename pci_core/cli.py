@@ -46,35 +46,37 @@ def cmd_demo(args) -> int:
 
 
 def cmd_cis(args) -> int:
-    from . import cis, plots, results
+    from . import cis, plots, results, runner
     from .demo import demo_model, sweep
     settings, out = _settings(args), Path(args.out)
     judge_text = args.judge_text or sweep.default_judge_text(args.base, args.concept)
     # the --out folder is the run: same settings resume it (finished seeds are read back), others are refused
     store = results.RunStore(out, sweep.run_header(args.base, args.concept, judge_text, settings, args.weights))
-    done = set(store.done_seeds())
-    todo = [s for s in range(args.seed, args.seed + args.n) if s not in done]
+    seeds = list(range(args.seed, args.seed + args.n))
+    done = [s for s in seeds if s in set(store.done_seeds())]
+    shown = {}
+    keep = lambda block, ks, images: shown.update(seeds=block, images=images) if not shown else None
+    measure = sweep.demo_measure(demo_model.load(args.weights), args.base, args.concept, judge_text, settings,
+                                 args.max_batch, keep_images=keep)
     t = time.time()
-    swept = None
-    if todo:
-        swept = sweep.demo_sweep(demo_model.load(args.weights), args.base, args.concept, todo, settings,
-                                 args.max_batch, judge_text)
-        store.add(todo, swept["scores"])
+    result = runner.full_run(store, seeds, measure, block_size=len(seeds))  # one branching run of every seed
     elapsed = time.time() - t
-    result = store.result()
-    print(f"CIS over {len(result.seeds)} seeds ({len(todo)} computed now, {len(done)} read back from "
+    computed = len(seeds) - len(done)
+    print(f"CIS over {len(result.seeds)} seeds ({computed} computed now, {len(done)} read back from "
           f"{out / results.RESULTS_FILE}), {args.base!r} -> {args.concept!r}, judged on {judge_text!r} "
-          f"({args.sampler}, {args.steps} steps, {len(todo) * len(result.ks)} branches in {elapsed:.1f}s)")
+          f"({args.sampler}, {args.steps} steps, {computed * len(result.ks)} branches in {elapsed:.1f}s)")
     summary = cis.summarize(result)
     print(cis.table(summary))
     _save_png(plots.cis_plot([summary], title=f"CIS(k): {args.base!r} -> {args.concept!r}, "
                                               f"judged on {judge_text!r} ({len(result.seeds)} seeds)"),
               out / "cis.png", 1)
     written = f"{out.resolve()}/results.json, cis.csv, cis.png (the curve)"
-    if swept is not None:
-        _save_png(plots.timeline_grid(swept["images"], swept["scores"], result.ks, todo, result.threshold,
-                                      max_rows=TIMELINE_ROWS), out / "timeline.png", 1)
-        written += f" and timeline.png (rows: the first {min(len(todo), TIMELINE_ROWS)} seeds computed now, columns: k)"
+    if shown:
+        computed_now = result.restrict(shown["seeds"])
+        _save_png(plots.timeline_grid(shown["images"], computed_now.scores, result.ks, shown["seeds"],
+                                      result.threshold, max_rows=TIMELINE_ROWS), out / "timeline.png", 1)
+        written += (f" and timeline.png (rows: the first {min(len(shown['seeds']), TIMELINE_ROWS)} seeds computed "
+                    "now, columns: k)")
     print(f"wrote {written}")
     return 0
 
@@ -113,14 +115,14 @@ def cmd_bench(args) -> int:
 
 def cmd_edit_eval(args) -> int:
     """The edit evaluation (pci_core/demo/edit_eval.py): CIS-chosen step against the usual ways to edit."""
-    from .demo import edit_eval
+    from .demo import edit_eval, edit_report
     torch_threads(args.threads)
     config = edit_eval.quick_config() if args.quick else edit_eval.EvalConfig(
         seeds=args.seeds, helper_seeds=args.helper_seeds, inversion_cfg=args.inversion_cfg,
         edits=tuple(args.edits.split(",")) if args.edits else tuple(edit_eval.EDITS), settings=_settings(args))
     t = time.time()
     results = edit_eval.run(config, weights=args.weights)
-    print(edit_eval.table(results))
+    print(edit_report.table(results))
     print(f"({config.seeds} seeds per edit, {config.helper_seeds} helper seeds for the CIS sweep, "
           f"{config.settings.sampler} {config.settings.steps} steps, cfg {config.settings.cfg}, inversion cfg "
           f"{config.inversion_cfg}; {time.time() - t:.0f}s)")

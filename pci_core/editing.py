@@ -19,10 +19,7 @@ and the whole image is regenerated, too late and the edit does not take. Three r
   the most of the source. If no k shows it, k = 0 (regenerate) and the reason says the edit never took.
   The tau and best-score rules use one k for all seeds; this one fits k to the seed at hand.
 
-Metrics (images are ComfyUI IMAGE tensors (B, H, W, 3) in [0, 1]): edit success is the judge's
-score on the edit text; SSIM and PSNR come from torchmetrics; with a CLIP judge, the paper's
-CLIP_img (cosine of image embeddings, source vs edit), CLIP_txt (cosine of the edited image and the
-edit text) and CLIP_dir (cosine between the image-embedding change and the text-embedding change).
+The edit metrics (SSIM, PSNR, CLIP_img / CLIP_txt / CLIP_dir) are in pci_core.edit_metrics.
 """
 from __future__ import annotations
 
@@ -189,62 +186,69 @@ def choose_step(rule: str, steps: int, *, result: CISResult | None = None, level
     raise ValueError(f"rule {rule!r}: valid rules are {', '.join(RULES)}")
 
 
-# ---------------------------------------------------------------- metrics
+# ---------------------------------------------------------------- what a rule measures, and what the node says
 
-def _nchw(images: torch.Tensor) -> torch.Tensor:
-    from .judges import as_image_batch
-    return as_image_batch(images).movedim(-1, 1)
+PROBE, THIS_EDIT, NOTHING = "probe", "this edit", "nothing"
 
 
-def ssim(source: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
-    """SSIM per image pair (B,) (torchmetrics, Gaussian window 11, data range 1)."""
-    from torchmetrics.functional.image import structural_similarity_index_measure
-    return structural_similarity_index_measure(_nchw(edited), _nchw(source), data_range=1.0, reduction="none")
+@dataclass
+class Candidates:
+    """What a rule chooses from: the candidate steps with mean edit success and preservation per step
+    (None where unmeasured), the judge's decisions on the edit itself ('latest yes'), and the CIS result
+    the tau rule reads (a cis_result, or the probe's)."""
+    ks: list[int] | None = None
+    success: list[float] | None = None
+    preservation: list[float] | None = None
+    decisions: np.ndarray | None = None
+    result: CISResult | None = None
 
 
-def psnr(source: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB per image pair (B,) (torchmetrics, data range 1; identical images give inf)."""
-    from torchmetrics.functional.image import peak_signal_noise_ratio
-    return peak_signal_noise_ratio(_nchw(edited), _nchw(source), data_range=1.0, reduction="none", dim=(1, 2, 3))
+def measurement(rule: str, has_judge: bool, has_cis_result: bool) -> str:
+    """What BestTimestepEdit measures before the rule chooses k: THIS_EDIT ("latest yes": the edit itself at
+    every k), PROBE (helper seeds at every k, whenever a judge is connected: the plot's curves, and the
+    tau rule's CIS without a cis_result) or NOTHING. ValueError naming judge when the rule needs one."""
+    if rule not in RULES:
+        raise ValueError(f"rule {rule!r}: valid rules are {', '.join(RULES)}")
+    needs = {"best score": ("needs edit success and preservation per step", "or use rule tau with a cis_result"),
+             "latest yes": ("needs the judge's reading of the edit at every step", "or use rule fixed"),
+             "tau": ("without cis_result needs CIS per step", "or connect cis_result")}
+    if not has_judge and (rule in ("best score", "latest yes") or (rule == "tau" and not has_cis_result)):
+        what, other = needs[rule]
+        raise ValueError(f"judge: rule {rule!r} {what}: connect a PCI Judge Loader to judge (the node probes "
+                         f"with it), {other}")
+    return THIS_EDIT if rule == "latest yes" else PROBE if has_judge else NOTHING
 
 
-def edit_success(judge, edited: torch.Tensor, edit_text: str, contrast: str | None = None) -> torch.Tensor:
-    """The judge's score (B,) of the edited images on the edit text (contrast: e.g. the source text, for CLIP)."""
-    return judge.score(edited, edit_text, contrast)
+def probe_seeds(seed: int, n: int) -> list[int]:
+    """The probe's helper seeds: the n seeds after the edited one (wrapping at ComfyUI's seed range)."""
+    return [(seed + 1 + i) % 0x10000000000000000 for i in range(n)]
 
 
-def _clip(judge):
-    if not (hasattr(judge, "image_embeddings") and hasattr(judge, "text_embedding")):
-        raise ValueError(f"judge {judge!r}: the CLIP metrics need a clip judge (PCI Judge Loader, backend clip)")
-    return judge
+def measured_by(kind: str, seed: int, image_given: bool, judge_text: str, n_probe: int,
+                has_cis_result: bool) -> tuple[str, str]:
+    """(what measured the candidate steps, the plot's label for its success curve), for the explanation."""
+    if kind == THIS_EDIT:
+        what = (f"the edit of seed {seed} (first image of the batch) made at every k in one sampler run"
+                if not image_given else "the input image inverted to every k and finished with the edit prompt "
+                "from each")
+        return what + f", judged on {judge_text!r}", "judge score (this edit)"
+    if kind == PROBE:
+        return "probe over seeds " + ", ".join(str(s) for s in probe_seeds(seed, n_probe)), "edit success (probe)"
+    return ("cis_result" if has_cis_result else "no measurements"), "CIS (cis_result)"
 
 
-def clip_image_similarity(judge, source: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
-    """CLIP_img (B,): cosine between the image embeddings of source and edit."""
-    judge = _clip(judge)
-    with torch.no_grad():
-        a = judge.image_embeddings(_nchw(source).movedim(1, -1))
-        b = judge.image_embeddings(_nchw(edited).movedim(1, -1))
-    return torch.nn.functional.cosine_similarity(a, b, dim=-1).cpu()
+def edit_description(k: int, steps: int, seed: int, image_given: bool, inversion_cfg: float) -> str:
+    """How the edit was made at k, in words."""
+    if image_given:
+        return (f"input image: inverted with the source prompt (euler, cfg {inversion_cfg}) to the noise level of "
+                f"step {k}, then steps {k}..{steps} with the edit prompt")
+    return f"seed {seed}: " + ("the edit prompt at every step (regenerated)" if k == 0 else
+                               f"source prompt for steps 0..{k - 1}, edit prompt from step {k}")
 
 
-def clip_text_similarity(judge, edited: torch.Tensor, edit_text: str) -> torch.Tensor:
-    """CLIP_txt (B,): cosine between the edited image's embedding and the edit text's."""
-    judge = _clip(judge)
-    with torch.no_grad():
-        image, text = judge.image_embeddings(_nchw(edited).movedim(1, -1)), judge.text_embedding(edit_text)
-    return torch.nn.functional.cosine_similarity(image, text[None], dim=-1).cpu()
-
-
-def clip_directional_similarity(judge, source: torch.Tensor, edited: torch.Tensor, source_text: str,
-                                edit_text: str) -> torch.Tensor:
-    """CLIP_dir (B,): cosine between E_img(edit) - E_img(source) and E_txt(edit text) - E_txt(source text)."""
-    judge = _clip(judge)
-    with torch.no_grad():
-        image_change = judge.image_embeddings(_nchw(edited).movedim(1, -1)) - judge.image_embeddings(
-            _nchw(source).movedim(1, -1))
-        text_change = judge.text_embedding(edit_text) - judge.text_embedding(source_text)
-    return torch.nn.functional.cosine_similarity(image_change, text_change[None], dim=-1).cpu()
+def explanation(choice: StepChoice, measured: str, how: str) -> str:
+    """BestTimestepEdit's explanation output: which rule chose k and why, what measured it, how it was made."""
+    return f"{choice.reason}\nMeasured by: {measured}.\nEdit: {how}."
 
 
 # ---------------------------------------------------------------- inversion

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Sequence
@@ -117,6 +118,19 @@ def read_results(path: Path) -> tuple[dict, list[int], np.ndarray]:
     if decisions and not np.array_equal(np.array(decisions, dtype=bool), scores >= header["threshold"]):
         raise bad(f"the decisions are not score >= threshold {header['threshold']}")
     return header, seeds, scores
+
+
+_RUN_NAME = re.compile(r"[\w\-. ]+")
+
+
+def check_run_name(run_name) -> str:
+    """A run name as one folder name (letters, digits, '-', '_', '.' and spaces; not '.' or '..'), stripped;
+    ValueError naming run_name otherwise: no separators, so no absolute path and no way out of the folder."""
+    name = run_name.strip() if isinstance(run_name, str) else ""
+    if not _RUN_NAME.fullmatch(name) or name in (".", ".."):
+        raise ValueError(f"run_name={run_name!r}: give one folder name of letters, digits, '-', '_', '.' and spaces "
+                         "(no path separators, not '..'), e.g. 'old-person-sd15'")
+    return name
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -10,42 +10,57 @@ import re
 from typing import Sequence
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed range
+MAX_SEEDS = 100_000  # seeds in one run (CISSweep's seed_count limit); a study of more is sharded
 _RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
 
 
-def parse_seeds(text: str, name: str = "seed_list") -> list[int]:
+def parse_seeds(text: str, name: str = "seed_list", limit: int = MAX_SEEDS) -> list[int]:
     """Seeds from a list such as "1,5,9-20" (ranges inclusive), in the order given, without repeats.
-    ValueError naming the input for an empty, malformed or out-of-range list."""
+    Linear in the count; ValueError naming the input for an empty, malformed or out-of-range list, or
+    for more than `limit` distinct seeds (counted before any range is expanded)."""
     valid = "a comma-separated list of seeds and inclusive ranges, e.g. '1,5,9-20'"
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{name}: empty; expected {valid}")
-    seeds: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
+    parts = []
+    for part in (p.strip() for p in text.split(",")):
         m = _RANGE.match(part)
         if m:
             lo, hi = int(m.group(1)), int(m.group(2))
             if hi < lo:
                 raise ValueError(f"{name}: range {part!r} runs backwards; expected {valid}")
-            items = range(lo, hi + 1)
         elif part.isdigit():
-            items = [int(part)]
+            lo = hi = int(part)
         else:
             raise ValueError(f"{name}: {part!r} is not a seed or a range; expected {valid}")
-        for s in items:
-            if s > MAX_SEED:
-                raise ValueError(f"{name}: seed {s} is above the largest seed {MAX_SEED}")
-            if s not in seeds:
-                seeds.append(s)
-    return seeds
+        if hi > MAX_SEED:
+            raise ValueError(f"{name}: seed {hi} is above the largest seed {MAX_SEED}")
+        parts.append((lo, hi))
+    count = _distinct_count(parts)
+    if count > limit:
+        raise ValueError(f"{name}: {count} seeds; at most {limit} in one run (split the study into shards of "
+                         "seed ranges and merge them)")
+    return list(dict.fromkeys(s for lo, hi in parts for s in range(lo, hi + 1)))
 
 
-def seed_range(first: int, count: int) -> list[int]:
-    """count seeds from first on (first, first + 1, ...)."""
-    if count < 1:
-        raise ValueError(f"seed_count={count}: must be at least 1 (or give an explicit seed_list)")
+def _distinct_count(intervals: list[tuple[int, int]]) -> int:
+    """How many distinct integers inclusive intervals cover (overlaps counted once), without expanding them."""
+    count, reach = 0, -1
+    for lo, hi in sorted(intervals):
+        if hi > reach:
+            count += hi - max(lo, reach + 1) + 1
+            reach = hi
+    return count
+
+
+def seed_range(first: int, count: int, names: tuple[str, str] = ("seed", "seed_count")) -> list[int]:
+    """count seeds from first on (first, first + 1, ...): the one seed rule of nodes and commands alike."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SEEDS:
+        raise ValueError(f"{names[1]}={count!r}: must be a whole number from 1 to {MAX_SEEDS}")
+    if isinstance(first, bool) or not isinstance(first, int):
+        raise ValueError(f"{names[0]}={first!r}: must be a whole number in [0, {MAX_SEED}]")
     if first < 0 or first + count - 1 > MAX_SEED:
-        raise ValueError(f"seed={first}, seed_count={count}: seeds must lie in [0, {MAX_SEED}]")
+        raise ValueError(f"{names[0]}={first}, {names[1]}={count}: seeds must lie in [0, {MAX_SEED}] (as ComfyUI's "
+                         "seeds: a negative seed is not one)")
     return list(range(first, first + count))
 
 
@@ -85,7 +100,8 @@ def seeds_per_block(n_ks: int, max_batch: int) -> int:
     return max(1, (2 * max_batch) // max(1, n_ks))
 
 
-def seed_blocks(seeds: Sequence[int], n_ks: int, max_batch: int) -> list[list[int]]:
-    """The seeds in order, cut into blocks of seeds_per_block."""
-    size = seeds_per_block(n_ks, max_batch)
+def seed_blocks(seeds: Sequence[int], size: int) -> list[list[int]]:
+    """The seeds in order, cut into blocks of `size` (e.g. seeds_per_block)."""
+    if size < 1:
+        raise ValueError(f"block size {size}: must be at least 1")
     return [list(seeds[i:i + size]) for i in range(0, len(seeds), size)]

@@ -47,7 +47,7 @@ def test_colour_curve_falls_from_one_to_zero_on_the_demo_model(colour_sweep):
 def test_the_sweep_judges_its_judge_text_with_the_rule_judge(colour_sweep):
     """One definition of CIS: the rule judge on the judge text, every attribute it names."""
     import torch
-    from pci_core.judges.rule import RuleJudge
+    from pci_core.demo.judge import RuleJudge
     judge = RuleJudge()
     images = torch.from_numpy(colour_sweep["images"].reshape(-1, 64, 64, 3))
     assert np.array_equal(colour_sweep["decisions"],

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from pci_core import editing, judges
+from pci_core import edit_metrics, editing, judges
 from pci_core.cis import CISResult
+from pci_core.demo.judge import RuleJudge
 from pci_core.judges import tiny
 
 
@@ -145,15 +146,15 @@ def test_inversion_sigmas_run_the_schedule_backwards_to_step_k():
 def test_psnr_and_ssim_follow_their_definitions():
     source = torch.zeros(2, 16, 16, 3)
     edited = torch.stack([torch.full((16, 16, 3), 0.1), torch.zeros(16, 16, 3)])
-    psnr = editing.psnr(source, edited)
+    psnr = edit_metrics.psnr(source, edited)
     assert psnr.shape == (2,)
     assert psnr[0].item() == pytest.approx(10 * math.log10(1 / 0.01), abs=1e-4)  # MSE 0.01 -> 20 dB
     assert math.isinf(psnr[1].item())
     image = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(0))
-    assert editing.ssim(image, image).item() == pytest.approx(1.0, abs=1e-6)
-    assert editing.ssim(image, 1 - image).item() < 0.0  # inverted contrast: negatively correlated structure
+    assert edit_metrics.ssim(image, image).item() == pytest.approx(1.0, abs=1e-6)
+    assert edit_metrics.ssim(image, 1 - image).item() < 0.0  # inverted contrast: negatively correlated structure
     with pytest.raises(ValueError, match="images: expected ComfyUI IMAGE"):
-        editing.ssim(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16))
+        edit_metrics.ssim(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16))
 
 
 @pytest.fixture(scope="module")
@@ -179,23 +180,23 @@ def test_clip_metrics_equal_hand_computed_cosines(clip_judge):
     src_img, src_txt = _by_hand(clip_judge, source, "a red circle")
     edit_img, edit_txt = _by_hand(clip_judge, edited, "a blue circle")
     cos = lambda a, b: (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
-    assert torch.allclose(editing.clip_image_similarity(clip_judge, source, edited), cos(src_img, edit_img), atol=1e-5)
-    assert torch.allclose(editing.clip_text_similarity(clip_judge, edited, "a blue circle"),
+    assert torch.allclose(edit_metrics.clip_image_similarity(clip_judge, source, edited), cos(src_img, edit_img), atol=1e-5)
+    assert torch.allclose(edit_metrics.clip_text_similarity(clip_judge, edited, "a blue circle"),
                           cos(edit_img, edit_txt[None]), atol=1e-5)
-    direction = editing.clip_directional_similarity(clip_judge, source, edited, "a red circle", "a blue circle")
+    direction = edit_metrics.clip_directional_similarity(clip_judge, source, edited, "a red circle", "a blue circle")
     assert torch.allclose(direction, cos(edit_img - src_img, (edit_txt - src_txt)[None]), atol=1e-5)
-    assert editing.clip_image_similarity(clip_judge, source, source) == pytest.approx([1.0] * 3, abs=1e-5)
+    assert edit_metrics.clip_image_similarity(clip_judge, source, source) == pytest.approx([1.0] * 3, abs=1e-5)
 
 
 def test_clip_metrics_need_a_clip_judge():
     with pytest.raises(ValueError, match="need a clip judge"):
-        editing.clip_image_similarity(judges.load_judge("rule"), torch.zeros(1, 8, 8, 3), torch.zeros(1, 8, 8, 3))
+        edit_metrics.clip_image_similarity(RuleJudge(), torch.zeros(1, 8, 8, 3), torch.zeros(1, 8, 8, 3))
 
 
 # ---------------------------------------------------------------- the evaluation on the demo model
 
 def test_quick_edit_evaluation_runs_and_inversion_reconstructs_rendered_images():
-    from pci_core.demo import edit_eval
+    from pci_core.demo import edit_eval, edit_report
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the demo model is tiny: more threads only wait on each other on a busy CPU
     try:
@@ -211,7 +212,7 @@ def test_quick_edit_evaluation_runs_and_inversion_reconstructs_rendered_images()
         late = max(rec)
         assert late > 0 and rec[late]["preservation"] >= 0.75 and rec[late]["psnr"] > 15.0, rec
         assert rec[late]["psnr"] > rec[0]["psnr"], rec
-    table = edit_eval.table(results)
+    table = edit_report.table(results)
     assert "| colour | regenerate (k=0) |" in table and "| colour | tau 0.5 |" in table
     for r in results:  # the per-seed rule: each seed's k is the latest step its judged edit takes
         assert r["generated"]["PCI, latest yes (per seed)"]["success"] >= r["generated"]["regenerate (k=0)"]["success"]

@@ -13,7 +13,7 @@ from pci_core import judges
 from pci_core.demo import world
 from pci_core.judges import tiny
 from pci_core.judges.clip import _tensor_preprocess
-from pci_core.judges.rule import RuleJudge
+from pci_core.demo.judge import RuleJudge
 
 TINY_CLIP = tiny.TINY_CLIP
 
@@ -32,7 +32,7 @@ def rendered():
 
 def test_rule_judge_reads_every_attribute_value_on_rendered_images(rendered):
     images, attrs = rendered
-    judge = judges.load_judge("rule")
+    judge = RuleJudge()
     for attribute, values in world.ATTRIBUTES.items():
         for value in values:
             scores = judge.score(images, value)
@@ -108,13 +108,13 @@ def test_threshold_semantics():
 
 
 def test_unknown_backend_and_device_are_refused():
-    with pytest.raises(ValueError, match="judge backend 'dalle': valid backends are rule, clip, vqa"):
+    with pytest.raises(ValueError, match="judge backend 'dalle': valid backends are clip, vqa"):
         judges.load_judge("dalle")
     with pytest.raises(ValueError, match="device 'gpu0'"):
-        judges.load_judge("rule", device="gpu0")
+        judges.load_judge("clip", device="gpu0")
     missing = f"cuda:{torch.cuda.device_count()}"  # one past the last CUDA device: absent on every machine
     with pytest.raises(ValueError, match=f"device '{missing}': this machine has no such device; available: cpu"):
-        judges.load_judge("rule", device=missing)
+        judges.load_judge("vqa", device=missing)
 
 
 class _LogitJudge(judges.Judge):
@@ -274,7 +274,6 @@ def test_clip_cache_returns_the_same_object(clip_dir, clip_judge):
     other = judges.load_judge("clip", model=TINY_CLIP, weights="tiny.safetensors", search_dirs=[clip_dir],
                               templates=["{}"])
     assert other is not clip_judge
-    assert judges.load_judge("rule") is judges.load_judge("rule")
 
 
 def test_clip_missing_weights_names_file_and_folder(clip_dir, tmp_path):

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_pci_core_imports_no_comfy_module():
     code = ("import sys, pci_core, pci_core.demo.world, pci_core.demo.demo_model, pci_core.demo.pipeline, "
-            "pci_core.insertion, pci_core.judges, pci_core.judges.rule, pci_core.demo.bench, pci_core.cli; "
+            "pci_core.insertion, pci_core.judges, pci_core.demo.judge, pci_core.demo.bench, pci_core.cli; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('comfy', 'comfy_api', 'folder_paths', 'nodes')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)

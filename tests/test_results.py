@@ -156,3 +156,14 @@ def test_merging_refuses_shards_of_different_runs(tmp_path):
         results.merge_runs([tmp_path / "a", tmp_path / "missing"])
     with pytest.raises(ValueError, match="no folder"):
         results.merge_runs([])
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "a\\b", "/tmp/x", "../x", "", "  ", "c:x", None, 3])
+def test_run_names_are_one_folder_name(name):
+    """The one run-name rule of every node (CISSweep, CIS Study): no separator, no '..', not absolute."""
+    with pytest.raises(ValueError, match=r"run_name=.*one folder name"):
+        results.check_run_name(name)
+
+
+def test_good_run_names_pass_stripped():
+    assert results.check_run_name(" old-person_sd1.5 v2 ") == "old-person_sd1.5 v2"

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from pci_core import cis, cli, insertion, study
-from pci_core.demo import demo_model, pipeline
+from pci_core import adaptive, cis, cli, insertion, study
+from pci_core.demo import demo_model, pipeline, sweep
 from pci_core.demo import study as demo_study
 
 TAXONOMY = {"demographics": {"gender": ["man", "woman"], "age": ["young", "old"]}, "weather": {"sky": ["rain"]}}
@@ -86,7 +86,7 @@ def search(decisions, steps, **kw):
     def measure(ks):
         calls.append(list(ks))
         return decisions[:, ks]
-    return study.adaptive_search(measure, steps, **kw), calls
+    return adaptive.adaptive_search(measure, steps, **kw), calls
 
 
 @pytest.mark.parametrize("centre", [3.3, 9.6, 16.2])
@@ -97,8 +97,8 @@ def test_adaptive_search_finds_tau50_within_a_step_on_a_third_of_the_evaluations
     found, calls = search(d, 20)
     assert calls[0] == [0, 7, 14, 20] and found.rounds == calls
     assert abs(found.tau50 - full_tau) <= 1
-    assert found.evaluations_per_seed == sum(study.branch_cost(ks, 20) for ks in calls)
-    assert found.evaluations_per_seed <= 0.35 * study.branch_cost(range(21), 20)
+    assert found.evaluations_per_seed == sum(adaptive.branch_cost(ks, 20) for ks in calls)
+    assert found.evaluations_per_seed <= 0.35 * adaptive.branch_cost(range(21), 20)
     assert np.array_equal(found.decisions, d[:, found.ks])
 
 
@@ -127,18 +127,18 @@ def test_adaptive_search_never_crossing_and_non_monotone_curves():
 
 def test_bad_search_settings_are_named():
     with pytest.raises(ValueError, match="budget=0"):
-        study.adaptive_search(lambda ks: None, 10, budget=0)
+        adaptive.adaptive_search(lambda ks: None, 10, budget=0)
     with pytest.raises(ValueError, match=r"measure\(\[0, 4, 8, 10\]\) returned shape \(2, 3\)"):
-        study.adaptive_search(lambda ks: np.ones((2, 3)), 10)
+        adaptive.adaptive_search(lambda ks: np.ones((2, 3)), 10)
 
 
 def test_branch_cost_counts_the_rows_the_demo_model_evaluates(model):
     concept = demo_study.attribute_concepts(demo_study.BASE, "colour", ["blue"]).concepts[0]
     for ks in ([0, 3, 6], [2, 4], list(range(7))):
         counter = insertion.EvalCounter()
-        demo_study.measure_fn(model, demo_study.BASE, concept, [0, 1], SMALL, None, counter, {})(ks)
-        assert counter.rows == 2 * study.branch_cost(ks, 6)
-    assert study.branch_cost(range(21), 20) == 20 + sum(20 - k for k in range(21))
+        sweep.demo_measure(model, demo_study.BASE, concept.prompt, concept.judge_text, SMALL, counter=counter)([0, 1], ks)
+        assert counter.rows == 2 * adaptive.branch_cost(ks, 6)
+    assert adaptive.branch_cost(range(21), 20) == 20 + sum(20 - k for k in range(21))
 
 
 # ---------------------------------------------------------------- studies, shards and merge

@@ -18,10 +18,26 @@ def test_bad_seed_lists_name_the_input(text, why):
         sweep.parse_seeds(text)
 
 
-def test_seed_range():
+def test_seed_lists_are_counted_before_they_are_expanded():
+    """Linear: a range is counted from its ends, so a huge one is refused at once instead of hanging the
+    node, and the largest allowed count still parses (its order and repeats as for short lists)."""
+    assert len(sweep.parse_seeds("0-20000")) == 20001
+    assert sweep.parse_seeds(f"5,0-{sweep.MAX_SEEDS - 1}") == [5] + [s for s in range(sweep.MAX_SEEDS) if s != 5]
+    with pytest.raises(ValueError, match=rf"seed_list: {sweep.MAX_SEEDS + 1} seeds; at most {sweep.MAX_SEEDS}"):
+        sweep.parse_seeds(f"0-{sweep.MAX_SEEDS}")
+    with pytest.raises(ValueError, match=r"seeds: 18446744073709551616 seeds; at most"):
+        sweep.parse_seeds(f"0-{sweep.MAX_SEED}", "seeds")
+
+
+def test_seed_range_is_the_one_seed_rule():
     assert sweep.seed_range(10, 3) == [10, 11, 12]
-    with pytest.raises(ValueError, match="seed_count=0"):
-        sweep.seed_range(0, 0)
+    for first, count, match in [(0, 0, "seed_count=0"), (-3, 2, r"seed=-3, seed_count=2: seeds must lie in \[0, "),
+                                (sweep.MAX_SEED, 2, "seeds must lie in"), (0, sweep.MAX_SEEDS + 1, "seed_count="),
+                                (1.5, 2, "seed=1.5"), (0, True, "seed_count=True")]:
+        with pytest.raises(ValueError, match=match):
+            sweep.seed_range(first, count)
+    with pytest.raises(ValueError, match=r"--seed=-1, --n=4"):
+        sweep.seed_range(-1, 4, ("--seed", "--n"))
 
 
 def test_insert_steps_always_include_the_controls():
@@ -45,7 +61,7 @@ def test_bad_insert_steps_name_the_input(text, steps, match):
 def test_seed_blocks_keep_the_order_and_fill_about_max_batch_rows_per_call():
     assert sweep.seeds_per_block(21, 64) == 6  # 6 seeds x 21 branches, ~63 distinct rows per step on average
     assert sweep.seeds_per_block(21, 4) == 1
-    assert sweep.seed_blocks(list(range(10, 23)), 21, 64) == [list(range(10, 16)), list(range(16, 22)), [22]]
-    assert sweep.seed_blocks([], 5, 8) == []
-    with pytest.raises(ValueError, match="max_batch=0"):
-        sweep.seed_blocks([1], 5, 0)
+    assert sweep.seed_blocks(list(range(10, 23)), sweep.seeds_per_block(21, 64)) == [list(range(10, 16)), list(range(16, 22)), [22]]
+    assert sweep.seed_blocks([], 5) == []
+    with pytest.raises(ValueError, match="block size 0"):
+        sweep.seed_blocks([1], 0)

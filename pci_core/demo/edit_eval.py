@@ -1,4 +1,5 @@
 """Edit evaluation on the demo world: does the CIS-chosen insertion step beat the usual ways to edit?
+(The tables and verdicts of its results: pci_core.demo.edit_report.)
 
 For each edit type (colour, size, shape, background, position) the source prompt names the shape
 and the attribute the edit changes, and the edit prompt changes that one value; every other
@@ -30,7 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .. import editing, samplers, schedule
+from .. import edit_metrics, editing, samplers, schedule
 from ..cis import CISResult
 from . import demo_model, pipeline, world
 
@@ -98,7 +99,7 @@ def measure(source: np.ndarray, edited: np.ndarray, wanted: dict[str, str], sour
     scores = edit_scores(source_reads, edited, wanted)
     s, e = torch.from_numpy(source), torch.from_numpy(edited)
     return {"success": float(scores["success"].mean()), "preservation": float(scores["preservation"].mean()),
-            "ssim": float(editing.ssim(s, e).mean()), "psnr": float(editing.psnr(s, e).clamp(max=100).mean()),
+            "ssim": float(edit_metrics.ssim(s, e).mean()), "psnr": float(edit_metrics.psnr(s, e).clamp(max=100).mean()),
             "n": len(edited)}
 
 
@@ -148,7 +149,7 @@ def helper_sweep(model, source: str, edit: str, seeds: Sequence[int], settings, 
     images = model.decode(latents.reshape(-1, *latents.shape[2:])).reshape(len(seeds), len(ks), 64, 64, 3)
     wanted = changed_attributes(source, edit)
     scores = world.judge_batch(images.reshape(-1, 64, 64, 3).numpy(), wanted).reshape(len(seeds), len(ks))
-    kept = torch.stack([editing.ssim(images[:, -1], images[:, i]) for i in range(len(ks))], dim=1).numpy()
+    kept = torch.stack([edit_metrics.ssim(images[:, -1], images[:, i]) for i in range(len(ks))], dim=1).numpy()
     sigmas = pipeline.sigmas_for(settings)
     result = CISResult(list(seeds), ks, settings.steps, sigmas.tolist(), scores, 0.5, edit,
                        {"sampler": settings.sampler, "scheduler": settings.scheduler, "cfg": settings.cfg,
@@ -195,6 +196,14 @@ def latest_yes_search(edit_at, n: int, steps: int, wanted: dict[str, str]) -> tu
     return np.stack(out), chosen
 
 
+def img2img_latest_yes(model, to_edit, latents: torch.Tensor, sigmas, settings, seeds, wanted):
+    """The fair twin of the per-seed rule: img2img of each latent with its strength chosen by the same judge
+    (the latest k whose img2img edit shows the edit): (images, k per seed)."""
+    return latest_yes_search(lambda k, idx: model.decode(img2img(to_edit, latents[idx], k, sigmas, settings,
+                                                                 [seeds[i] for i in idx])), len(seeds),
+                             settings.steps, wanted)
+
+
 # ---------------------------------------------------------------- one edit type
 
 @torch.no_grad()
@@ -230,9 +239,7 @@ def evaluate_edit(model, name: str, config: EvalConfig) -> dict:
         edited = model.decode(img2img(to_edit, src_latents, k, sigmas, s, seeds)).numpy()
         generated[f"img2img, denoise {(T - k) / T:.2f} (k={k})"] = measure(src, edited, wanted, src_reads)
     if config.per_seed_img2img:
-        edited, per_seed_k["img2img"] = latest_yes_search(
-            lambda k, idx: model.decode(img2img(to_edit, src_latents[idx], k, sigmas, s, [seeds[i] for i in idx])),
-            len(seeds), T, wanted)
+        edited, per_seed_k["img2img"] = img2img_latest_yes(model, to_edit, src_latents, sigmas, s, seeds, wanted)
         generated[f"img2img, per-seed {LATEST_YES}"] = measure(src, edited, wanted, src_reads)
 
     # Input images: rendered by the world (the source prompt's attributes fixed, the rest random), inverted.
@@ -250,9 +257,7 @@ def evaluate_edit(model, name: str, config: EvalConfig) -> dict:
         len(seeds), T, wanted)
     inputs[f"inversion + PCI, {LATEST_YES} (per image)"] = measure(rendered, edited, wanted, attrs)
     if config.per_seed_img2img:
-        edited, per_seed_k["inputs img2img"] = latest_yes_search(
-            lambda k, idx: model.decode(img2img(to_edit, x0[idx], k, sigmas, s, [seeds[i] for i in idx])),
-            len(seeds), T, wanted)
+        edited, per_seed_k["inputs img2img"] = img2img_latest_yes(model, to_edit, x0, sigmas, s, seeds, wanted)
         inputs[f"img2img, per-image {LATEST_YES}"] = measure(rendered, edited, wanted, attrs)
     regenerated = decode(denoise_from(to_edit, levels[0], sigmas, s, seeds))
     inputs["inversion + regenerate (k=0)"] = measure(rendered, regenerated, wanted, attrs)
@@ -263,78 +268,10 @@ def evaluate_edit(model, name: str, config: EvalConfig) -> dict:
         kept = decode(denoise_from(to_source, levels[k], sigmas[k:], s, seeds))
         reconstruction[k] = measure(rendered, kept, {}, attrs)
     reconstruction[0] = measure(rendered, decode(denoise_from(to_source, levels[0], sigmas, s, seeds)), {}, attrs)
-    vae_psnr = float(editing.psnr(torch.from_numpy(rendered), model.decode(x0)).mean())
+    vae_psnr = float(edit_metrics.psnr(torch.from_numpy(rendered), model.decode(x0)).mean())
     return {"edit": name, "source": source, "target": edit, "choices": choices, "generated": generated,
             "inputs": inputs, "reconstruction": reconstruction, "vae_psnr": vae_psnr, "cis": result,
             "per_seed_k": per_seed_k}
-
-
-def verdict(rows: dict, pci_label: str, baselines: list[str]) -> str:
-    """Does a PCI row beat each baseline on preservation at equal or better edit success?"""
-    pci = rows[pci_label]
-    losses = [f"{label} ({rows[label]['success']:.2f}/{rows[label]['preservation']:.2f})" for label in baselines
-              if not (pci["preservation"] > rows[label]["preservation"] and pci["success"] >= rows[label]["success"])]
-    return "beats all" if not losses else "not: " + ", ".join(losses)
-
-
-def _verdicts(r: dict) -> list[str]:
-    out = []
-    for label, c in r["choices"].items():
-        i2i = f"img2img, denoise {(r['cis'].steps - c.k) / r['cis'].steps:.2f} (k={c.k})"
-        gen = verdict(r["generated"], f"PCI, {label}: k={c.k}",
-                      ["regenerate (k=0)", next(x for x in r["generated"] if x.startswith("fixed middle")), i2i])
-        inp = verdict(r["inputs"], f"inversion + PCI, {label}: k={c.k}", ["inversion + regenerate (k=0)", i2i])
-        out.append(f"| {r['edit']} | {label} | {c.k} | {gen} | {inp} |")
-    # the per-seed rule against every one-k baseline (regenerate, fixed middle, each img2img strength) and
-    # against its fair twin, img2img with per-seed strength chosen by the same judge
-    gen_rows, inp_rows = r["generated"], r["inputs"]
-    gen_base = [x for x in gen_rows if not x.startswith("PCI")]
-    inp_base = [x for x in inp_rows if not x.startswith("inversion + PCI")]
-    gen = verdict(gen_rows, f"PCI, {LATEST_YES} (per seed)", gen_base)
-    inp = verdict(inp_rows, f"inversion + PCI, {LATEST_YES} (per image)", inp_base)
-    out.append(f"| {r['edit']} | {LATEST_YES} (per seed) | {_k_summary(r['per_seed_k']['generated'])} / "
-               f"{_k_summary(r['per_seed_k']['inputs'])} | {gen} | {inp} |")
-    return out
-
-
-def _k_summary(ks: Sequence[int]) -> str:
-    return f"mean {np.mean(ks):.1f} ({min(ks)}-{max(ks)})"
-
-
-def table(results: list[dict]) -> str:
-    """Markdown tables: generated sources, input images, verdicts, reconstruction."""
-    lines = []
-    for key, title in (("generated", "Generated sources (seed edits)"), ("inputs", "Input images (rendered, inverted)")):
-        lines += [f"**{title}**", "", "| edit | method | edit success | preservation | SSIM | PSNR (dB) |",
-                  "|---|---|---:|---:|---:|---:|"]
-        for r in results:
-            for label, m in r[key].items():
-                lines.append(f"| {r['edit']} | {label} | {m['success']:.2f} | {m['preservation']:.2f} | "
-                             f"{m['ssim']:.3f} | {m['psnr']:.1f} |")
-        lines.append("")
-    lines += ["**Does PCI beat each baseline on preservation at equal or better edit success?** "
-              "(a loss lists the baseline's success/preservation)", "",
-              "| edit | rule | k | vs regenerate, fixed middle, img2img (seed edits) | vs inversion + regenerate, "
-              "img2img (input images) |", "|---|---|---:|---|---|"]
-    for r in results:
-        lines += _verdicts(r)
-    lines += ["", "**Per-seed steps of the latest-yes rule** (mean (min-max) of k over the seeds; a seed whose edit "
-              "never took has k = 0)", "", "| edit | PCI (seed edits) | img2img (seed edits) | inversion + PCI "
-              "(input images) | img2img (input images) |", "|---|---|---|---|---|"]
-    for r in results:
-        cells = []
-        for key in ("generated", "img2img", "inputs", "inputs img2img"):
-            ks = r["per_seed_k"].get(key)
-            cells.append("-" if ks is None else _k_summary(ks))
-        lines.append(f"| {r['edit']} | " + " | ".join(cells) + " |")
-    lines += ["", "**Inversion reconstruction (no edit: invert to k with the source prompt, finish with it)**", "",
-              "| edit | source prompt | k | PSNR (dB) | SSIM | attribute agreement | VAE round trip PSNR (dB) |",
-              "|---|---|---:|---:|---:|---:|---:|"]
-    for r in results:
-        for k, m in sorted(r["reconstruction"].items()):
-            lines.append(f"| {r['edit']} | {r['source']} | {k} | {m['psnr']:.1f} | {m['ssim']:.3f} | "
-                         f"{m['preservation']:.2f} | {r['vae_psnr']:.1f} |")
-    return "\n".join(lines)
 
 
 def run(config: EvalConfig, weights: str | None = None, log=print) -> list[dict]:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 
-from .. import schedule
+from .. import insertion, schedule
 from ..cis import cis_curve, first_crossing
-from ..judges.rule import RuleJudge
 from . import demo_model, pipeline, world
+from .judge import RuleJudge
 
 
 def default_judge_text(base: str, concept: str) -> str:
@@ -37,7 +38,26 @@ def run_header(base: str, concept: str, judge_text: str, settings: pipeline.Samp
                          "latent_size": list(pipeline.LATENT_SHAPE[1:])}}
 
 
-@torch.no_grad()
+def demo_measure(model: demo_model.DemoModel, base: str, concept: str, judge_text: str,
+                 settings: pipeline.SamplerSettings = pipeline.SamplerSettings(), max_batch: int | None = None,
+                 counter: insertion.EvalCounter | None = None, keep_images=None):
+    """pci_core.runner's measure(seeds, ks) -> scores (S, K) on the demo model: one branching run over the
+    seeds and ks, decoded and judged by the rule judge on judge_text; keep_images(seeds, ks, images
+    (S, K, 64, 64, 3) numpy) sees the pictures."""
+    judge = RuleJudge()
+
+    @torch.no_grad()
+    def measure(seeds: list, ks: list) -> np.ndarray:
+        latents = pipeline.insertion_latents(model, base, concept, seeds, ks, settings, max_batch=max_batch,
+                                             counter=counter)
+        images = model.decode(latents.reshape(-1, *latents.shape[2:]))
+        if keep_images is not None:
+            keep_images(seeds, ks, images.numpy().reshape(len(seeds), len(ks), *images.shape[1:]))
+        return judge.score(images, judge_text).numpy().astype(np.float64).reshape(len(seeds), len(ks))
+
+    return measure
+
+
 def demo_sweep(model: demo_model.DemoModel, base: str, concept: str, seeds: Sequence[int],
                settings: pipeline.SamplerSettings = pipeline.SamplerSettings(), max_batch: int | None = None,
                judge_text: str | None = None) -> dict:
@@ -45,14 +65,12 @@ def demo_sweep(model: demo_model.DemoModel, base: str, concept: str, seeds: Sequ
     default_judge_text): images, decisions, CIS, tau50."""
     ks = list(range(settings.steps + 1))
     judge_text = judge_text or default_judge_text(base, concept)
-    latents = pipeline.insertion_latents(model, base, concept, seeds, ks, settings, max_batch=max_batch)
-    images = model.decode(latents.reshape(-1, *latents.shape[2:]))
-    judge = RuleJudge()
-    scores = judge.score(images, judge_text)
-    decisions = judge.decide(scores, JUDGE_THRESHOLD).numpy().reshape(len(seeds), len(ks))
+    kept = {}
+    scores = demo_measure(model, base, concept, judge_text, settings, max_batch,
+                          keep_images=lambda s, k, images: kept.update(images=images))(list(seeds), ks)
+    decisions = scores >= JUDGE_THRESHOLD
     curve = cis_curve(decisions)
     tau_k = schedule.tau_from_sigmas(pipeline.sigmas_for(settings)).numpy()
-    return {"ks": ks, "images": images.numpy().reshape(len(seeds), len(ks), *images.shape[1:]),
-            "decisions": decisions, "scores": scores.numpy().reshape(len(seeds), len(ks)), "cis": curve,
-            "tau": tau_k, "judged": judge_text,
-            "tau50_step": first_crossing(ks, curve), "tau50": first_crossing(tau_k, curve)}
+    return {"ks": ks, "images": kept["images"], "decisions": decisions, "scores": scores, "cis": curve,
+            "tau": tau_k, "judged": judge_text, "tau50_step": first_crossing(ks, curve),
+            "tau50": first_crossing(tau_k, curve)}

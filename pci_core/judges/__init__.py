@@ -1,4 +1,4 @@
-"""Judges: does an image show a concept? One interface, three backends.
+"""Judges: does an image show a concept? One interface, two backends here (and the demo world's rule judge).
 
 A judge scores a batch of images against a concept text:
 
@@ -9,8 +9,6 @@ A judge scores a batch of images against a concept text:
 Images are ComfyUI's IMAGE layout: a float tensor (B, H, W, 3) in [0, 1]; one (H, W, 3) image is a batch of one.
 
 Backends (load_judge(backend, ...) builds one; the same arguments return the same object):
-- "rule": the demo world's exact pixel judge: 1.0 when every attribute the concept names is read back
-  from the pixels, else 0.0. Concepts are demo-world words ("red", "a large blue square on the left").
 - "clip": open_clip zero-shot: softmax of logit_scale * cosine between the image and two texts, the concept
   and a contrast (the base prompt, else "a photo"); each text is the mean normalised embedding over
   prompt templates ("a photo of {}.").
@@ -20,7 +18,10 @@ Backends (load_judge(backend, ...) builds one; the same arguments return the sam
 Weights come only from local files; nothing here downloads. A missing file is a FileNotFoundError that names
 the file and the folder looked in. open_clip and transformers are imported only inside their backends.
 
-Modules: base (interface, checks, summaries), rule, clip, vqa (one backend each), weights (local files).
+The demo world's exact pixel judge (backend "rule", pci_core.demo.judge) implements the same interface; it
+lives with the demo world, which the engine never imports.
+
+Modules: base (interface, checks, summaries), clip, vqa (one backend each), weights (local files).
 """
 from __future__ import annotations
 
@@ -30,12 +31,12 @@ from typing import Any, Sequence
 import torch
 
 from .base import (BACKENDS, DEFAULT_CLIP_TEMPLATES, DEFAULT_CONTRAST, DEFAULT_VQA_QUESTION, NO_WORDS, YES_WORDS,
-                   Judge, annotate, as_image_batch, check_backend, check_device, check_templates, check_text,
+                   Judge, annotate, check_backend, check_device, check_templates, check_text,
                    check_threshold, decide, require, summarize)
 from .weights import _mtime, read_state_dict, resolve_weights
 
 __all__ = ["BACKENDS", "DEFAULT_CLIP_TEMPLATES", "DEFAULT_CONTRAST", "DEFAULT_VQA_QUESTION", "NO_WORDS", "YES_WORDS",
-           "Judge", "annotate", "as_image_batch", "check_backend", "check_device", "check_templates", "check_text",
+           "Judge", "annotate", "check_backend", "check_device", "check_templates", "check_text",
            "check_threshold", "clear_judge_cache", "decide", "load_judge", "read_state_dict", "require",
            "resolve_weights", "summarize"]
 
@@ -55,24 +56,19 @@ def load_judge(backend: str, model: str | None = None, weights: str | Path | Non
                device: str | torch.device = "cpu", search_dirs: Sequence[str | Path] = (), **options) -> Judge:
     """The judge of a backend, built once per (backend, arch, path, device, mtime, options).
 
-    backend "rule": no model or weights. "clip": model = open_clip architecture name ("ViT-B-32"), weights =
+    backend "clip": model = open_clip architecture name ("ViT-B-32"), weights =
     a .safetensors file or a torch state-dict checkpoint; options templates, precision, batch_size.
     "vqa": weights = a transformers model folder; options question (with "{concept}"), dtype, batch_size.
     weights relative to one of search_dirs (e.g. ComfyUI's models/pci_judges) or absolute."""
     backend = check_backend(backend)
     device = check_device(device)
-    path = None if backend == "rule" else resolve_weights(backend, weights, search_dirs)
+    path = resolve_weights(backend, weights, search_dirs)
     arch = model.strip().replace("/", "-") if backend == "clip" and isinstance(model, str) else None  # ViT-B/32
     key = (backend, arch, str(path) if path else None, str(device), _mtime(path), _freeze(options))
     if key not in _CACHE:
-        if backend == "rule":
-            if options:
-                raise ValueError(f"rule judge takes no options; got {sorted(options)}")
-            from .rule import RuleJudge
-            judge: Judge = RuleJudge()
-        elif backend == "clip":
+        if backend == "clip":
             from .clip import build_clip_judge
-            judge = build_clip_judge(arch, path, device, **options)
+            judge: Judge = build_clip_judge(arch, path, device, **options)
         else:
             from .vqa import build_vqa_judge
             judge = build_vqa_judge(path, device, **options)

@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
-BACKENDS = ("rule", "clip", "vqa")
+from ..images import as_image_batch
+
+BACKENDS = ("clip", "vqa")  # the demo world adds "rule" (pci_core.demo.judge)
 DEFAULT_CONTRAST = "a photo"
 DEFAULT_CLIP_TEMPLATES = ("a photo of {}.",)
 DEFAULT_VQA_QUESTION = "Is the {concept} visible in the image? Answer yes or no."
 YES_WORDS = ("yes", "Yes", "YES")  # P(yes) sums the probability of every spelling that is one token
 NO_WORDS = ("no", "No", "NO")
-RANGE_TOLERANCE = 1e-3  # image values this far outside [0, 1] are clamped (float round-off), farther is an error
 
 
 def require(module: str, package: str, backend: str):
@@ -30,35 +31,6 @@ def require(module: str, package: str, backend: str):
     except ImportError as e:
         raise ImportError(f"the {backend} judge needs the Python package {package!r} ({e}); install it into the "
                           f"Python that runs ComfyUI: python -m pip install {package}") from e
-
-
-def as_image_batch(images: Any) -> torch.Tensor:
-    """images as a float32 tensor (B, H, W, 3) in [0, 1]; ValueError naming what is wrong otherwise."""
-    expected = "expected ComfyUI IMAGE: a float tensor (B, H, W, 3) or (H, W, 3) with values in [0, 1]"
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(images)
-    if not isinstance(images, torch.Tensor):
-        raise ValueError(f"images: {expected}; got {type(images).__name__}")
-    if images.ndim == 3:
-        images = images.unsqueeze(0)
-    if images.ndim != 4:
-        raise ValueError(f"images: {expected}; got shape {tuple(images.shape)} ({images.ndim} dimensions)")
-    if images.shape[-1] != 3:
-        hint = "; it looks channel-first, use images.permute(0, 2, 3, 1)" if images.shape[1] == 3 else ""
-        raise ValueError(f"images: {expected}; got shape {tuple(images.shape)}: the last dimension must be "
-                         f"the 3 RGB channels{hint}")
-    if 0 in images.shape:
-        raise ValueError(f"images: {expected}; got an empty batch or image, shape {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise ValueError(f"images: {expected}; got dtype {images.dtype} (8-bit images: divide by 255.0)")
-    images = images.float()
-    if not torch.isfinite(images).all():
-        raise ValueError(f"images: {expected}; got NaN or infinite values")
-    low, high = images.min().item(), images.max().item()
-    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-        raise ValueError(f"images: {expected}; got values in [{low:.3g}, {high:.3g}] "
-                         f"(images in [-1, 1] map to [0, 1] by (x + 1) / 2)")
-    return images.clamp(0.0, 1.0).contiguous()
 
 
 def check_text(text: Any, name: str) -> str:

@@ -1,12 +1,13 @@
-"""rule: the demo world's exact pixel judge (1.0 where every attribute the concept names is read
-back from the pixels). It lives with the judges, not the demo world, because it is a judge like the
-others to every node and command; it is the only judge that imports the demo world."""
+"""The demo world's exact pixel judge, backend "rule" (1.0 where every attribute the concept names is
+read back from the pixels). It is a judge like the others to every node and command (the judge
+interface is pci_core.judges'), but it reads the demo world, so it lives here with it: the engine
+never imports the demo world, and the judge loader offers this backend through the demo adapter."""
 from __future__ import annotations
 
 import torch
 
-from ..demo import world
-from .base import Judge
+from ..judges.base import Judge
+from . import world
 
 
 def parse_concept(concept: str) -> dict[str, str]:
