@@ -9,8 +9,11 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..pci_core import cis, editing, plots
-from . import host
+from ..pci_core import editing, plots
+from .host import editing as host_editing
+from .host import runs
+from .host.editing import check_image_for_vae
+from .host.sampling import Sampling, check_conditionings
 from .judge import Judge
 from .sweep import CISResultType
 
@@ -95,128 +98,51 @@ class BestTimestepEdit(io.ComfyNode):
     def execute(cls, model, source, edit, negative, latent_image, seed, steps, cfg, sampler_name, scheduler, vae,
                 rule, level, weight, fixed_k, probe_seeds, judge_text, cis_result=None, judge=None, contrast="",
                 image=None, inversion_cfg=1.0) -> io.NodeOutput:
-        host.check_conditionings(source=source, edit=edit, negative=negative)
+        run = Sampling(model, negative, steps, cfg, sampler_name, scheduler)
+        check_conditionings(source=source, edit=edit, negative=negative)
         if image is not None:
-            host.check_image_for_vae(image, vae)
-        if host.same_conditioning(source, edit):
-            return cls._unchanged(model, vae, latent_image, source, negative, seed, steps, cfg, sampler_name,
-                                  scheduler, image)
+            check_image_for_vae(image, vae)
+        if runs.same_conditioning(source, edit):
+            return cls._unchanged(run, vae, latent_image, source, seed, image)
         if rule == "fixed":
             editing.check_step(fixed_k, steps, "fixed_k")
-        sigmas = host.sampler_sigmas(model, steps, sampler_name, scheduler, 1.0)
         if cis_result is not None:
-            editing.check_matching_run(cis_result, steps, sampler_name, scheduler, host.step_sigmas(sigmas, steps))
-        needs_probe = rule in ("best score", "latest yes") or (rule == "tau" and cis_result is None)
-        if needs_probe and judge is None:
-            what, other = {"best score": ("needs edit success and preservation per step", "or use rule tau with a "
-                                                                                          "cis_result"),
-                           "latest yes": ("needs the judge's reading of the edit at every step", "or use rule fixed"),
-                           }.get(rule, ("without cis_result needs CIS per step", "or connect cis_result"))
-            raise ValueError(f"judge: rule {rule!r} {what}: connect a PCI Judge Loader to judge (the node probes "
-                             f"with it), {other}")
+            editing.check_matching_run(cis_result, steps, sampler_name, scheduler, run.step_sigmas())
+        kind = editing.measurement(rule, judge is not None, cis_result is not None)
         bar = comfy.utils.ProgressBar(3)
-        decisions, probe_result = None, None
-        if rule == "latest yes":
-            ks, success, kept, decisions = cls._every_k_of_this_edit(model, vae, judge, latent_image, image, source,
-                                                                     edit, negative, seed, steps, cfg, sampler_name,
-                                                                     scheduler, judge_text, contrast, inversion_cfg)
-        else:
-            ks, success, kept, probe_result = cls._curves(model, vae, judge, latent_image, source, edit, negative,
-                                                          seed, steps, cfg, sampler_name, scheduler, probe_seeds,
-                                                          judge_text, contrast, cis_result, sigmas)
+        found = host_editing.candidates(kind, run, vae, judge, latent_image, image, source, edit, seed, probe_seeds,
+                                        judge_text, contrast or None, inversion_cfg, cis_result)
         bar.update_absolute(1)
-        measurements = cis_result if cis_result is not None else probe_result
-        choice = editing.choose_step(rule, steps, result=measurements, level=level, ks=ks, edit_success=success,
-                                     preservation=kept, weight=weight, fixed_k=fixed_k, decisions=decisions,
+        choice = editing.choose_step(rule, steps, result=found.result, level=level, ks=found.ks,
+                                     edit_success=found.success, preservation=found.preservation, weight=weight,
+                                     fixed_k=fixed_k, decisions=found.decisions,
                                      what=f"seed {seed}" if image is None else "the input image")
         comfy.model_management.throw_exception_if_processing_interrupted()
         if image is None:
-            edited, source_image = host.edit_seed(model, vae, latent_image, source, edit, negative, seed, steps, cfg,
-                                                  sampler_name, scheduler, choice.k)
-            how = f"seed {seed}: " + ("the edit prompt at every step (regenerated)" if choice.k == 0 else
-                                       f"source prompt for steps 0..{choice.k - 1}, edit prompt from step {choice.k}")
+            edited, source_image = host_editing.edit_seed(run, vae, latent_image, source, edit, seed, choice.k)
         else:
-            edited = host.edit_image(model, vae, image, source, edit, negative, seed, steps, cfg, sampler_name,
-                                     scheduler, choice.k, inversion_cfg)
+            edited = host_editing.edit_image(run, vae, image, source, edit, seed, choice.k, inversion_cfg)
             source_image = image[:, :, :, :3].float().cpu()
-            how = (f"input image: inverted with the source prompt (euler, cfg {inversion_cfg}) to the noise level of "
-                   f"step {choice.k}, then steps {choice.k}..{steps} with the edit prompt")
         bar.update_absolute(3)
-        if decisions is not None:
-            measured = (f"the edit of seed {seed} (first image of the batch) made at every k in one sampler run"
-                        if image is None else "the input image inverted to every k and finished with the edit "
-                        "prompt from each") + f", judged on {judge_text!r}"
-            success_label = "judge score (this edit)"
-        elif probe_result is not None:
-            measured = "probe over seeds " + ", ".join(str(s) for s in cls._probe_seeds(seed, probe_seeds))
-            success_label = "edit success (probe)"
-        else:
-            measured = "cis_result" if cis_result is not None else "no measurements"
-            success_label = "CIS (cis_result)"
-        plot = plots.edit_candidates_plot(ks or [choice.k], success, kept, choice.k, steps, choice.rule,
-                                          success_label=success_label,
+        measured, success_label = editing.measured_by(kind, seed, image is not None, judge_text, probe_seeds,
+                                                      cis_result is not None)
+        plot = plots.edit_candidates_plot(found.ks or [choice.k], found.success, found.preservation, choice.k, steps,
+                                          choice.rule, success_label=success_label,
                                           preservation_label="preservation (SSIM to source)")
+        how = editing.edit_description(choice.k, steps, seed, image is not None, inversion_cfg)
         return io.NodeOutput(edited, source_image, choice.k, torch.from_numpy(plot)[None],
-                             f"{choice.reason}\nMeasured by: {measured}.\nEdit: {how}.")
-
-    @staticmethod
-    def _probe_seeds(seed: int, n: int) -> list[int]:
-        return [(seed + 1 + i) % 0x10000000000000000 for i in range(n)]
-
-    @staticmethod
-    def _check_judge_text(judge_text: str) -> None:
-        if not judge_text.strip():
-            raise ValueError("judge_text: empty; say what the judge should see in an edited image, e.g. 'blue'")
+                             editing.explanation(choice, measured, how))
 
     @classmethod
-    def _every_k_of_this_edit(cls, model, vae, judge, latent_image, image, source, edit, negative, seed, steps, cfg,
-                              sampler_name, scheduler, judge_text, contrast, inversion_cfg):
-        """(ks, judge score, SSIM to the source, decisions) of the edit being made, at every k: the seed's
-        branching sweep (one sampler run), or the input image inverted to every level and finished from each."""
-        cls._check_judge_text(judge_text)
-        bar = comfy.utils.ProgressBar(steps + 1)
-        if image is None:
-            scores, kept, _ = host.probe_edit(model, vae, judge, latent_image["samples"], source, edit, negative,
-                                              [seed], steps, cfg, sampler_name, scheduler, judge_text, contrast or None,
-                                              progress=lambda step, x0: bar.update_absolute(step + 1))
-        else:
-            scores, kept = host.probe_image_edit(model, vae, judge, image, source, edit, negative, seed, steps, cfg,
-                                                 sampler_name, scheduler, inversion_cfg, judge_text, contrast or None,
-                                                 progress=lambda k, total: bar.update_absolute(k + 1))
-        return (list(range(steps + 1)), scores.mean(axis=0).tolist(), kept.mean(axis=0).tolist(),
-                scores >= editing.JUDGE_THRESHOLD)
-
-    @classmethod
-    def _curves(cls, model, vae, judge, latent_image, source, edit, negative, seed, steps, cfg, sampler_name,
-                scheduler, probe_seeds, judge_text, contrast, cis_result, sigmas):
-        """(ks, edit success, preservation, probe CISResult) per candidate step; Nones where unmeasured."""
-        if judge is not None:
-            cls._check_judge_text(judge_text)
-            seeds = cls._probe_seeds(seed, probe_seeds)
-            bar = comfy.utils.ProgressBar(steps)
-            scores, kept, _ = host.probe_edit(model, vae, judge, latent_image["samples"], source, edit, negative, seeds,
-                                              steps, cfg, sampler_name, scheduler, judge_text, contrast or None,
-                                              progress=lambda step, x0: bar.update_absolute(step + 1))
-            ks = list(range(steps + 1))
-            result = cis.CISResult(seeds, ks, steps, host.step_sigmas(sigmas, steps), scores, 0.5, judge_text,
-                                   {"sampler": sampler_name, "scheduler": scheduler, "cfg": float(cfg)})
-            success, preservation = editing.probe_curves(scores, kept)
-            return ks, success.tolist(), preservation.tolist(), result
-        if cis_result is not None:
-            return list(cis_result.ks), cis.cis_curve(cis_result.decisions).tolist(), None, None
-        return None, None, None, None
-
-    @classmethod
-    def _unchanged(cls, model, vae, latent_image, source, negative, seed, steps, cfg, sampler_name, scheduler, image):
+    def _unchanged(cls, run, vae, latent_image, source, seed, image):
         message = "source and edit conditioning are the same: there is nothing to edit, the source is returned"
         logging.warning("BestTimestepEdit: " + message)
         if image is None:
-            source_image, _ = host.edit_seed(model, vae, latent_image, source, source, negative, seed, steps, cfg,
-                                             sampler_name, scheduler, steps)
+            source_image, _ = host_editing.edit_seed(run, vae, latent_image, source, source, seed, run.steps)
         else:
             source_image = image[:, :, :, :3].float().cpu()
-        plot = plots.edit_candidates_plot([steps], None, None, steps, steps, "none")
-        return io.NodeOutput(source_image, source_image, steps, torch.from_numpy(plot)[None], "WARNING: " + message)
+        plot = plots.edit_candidates_plot([run.steps], None, None, run.steps, run.steps, "none")
+        return io.NodeOutput(source_image, source_image, run.steps, torch.from_numpy(plot)[None], "WARNING: " + message)
 
 
 NODES = [BestTimestepEdit]

@@ -6,6 +6,7 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..pci_core import judges
+from .host import demo
 
 JUDGE_FOLDER = "pci_judges"  # models/pci_judges: open_clip weight files and transformers model folders
 folder_paths.add_model_folder_path(JUDGE_FOLDER, os.path.join(folder_paths.models_dir, JUDGE_FOLDER))
@@ -33,7 +34,7 @@ class PCIJudgeLoader(io.ComfyNode):
                         "judge), clip (open_clip zero-shot) or vqa (a vision-language model's P(yes)). Weights "
                         "come from models/pci_judges or an explicit path; nothing is downloaded.",
             inputs=[
-                io.Combo.Input("backend", options=list(judges.BACKENDS), default="rule",
+                io.Combo.Input("backend", options=[demo.RULE_BACKEND, *judges.BACKENDS], default=demo.RULE_BACKEND,
                                tooltip="rule: the demo world's exact pixel judge; clip: open_clip zero-shot; "
                                        "vqa: a vision-language model's P(yes)"),
                 io.String.Input("model", default="ViT-B-32", tooltip="clip: open_clip architecture name of the "
@@ -53,6 +54,9 @@ class PCIJudgeLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, backend, model, weights, device, weights_path="", template="") -> io.NodeOutput:
+        device = comfy.model_management.get_torch_device() if device == "auto" else judges.check_device(device)
+        if backend == demo.RULE_BACKEND:
+            return io.NodeOutput(demo.rule_judge())
         options = {}
         if template.strip() and backend == "clip":
             options["templates"] = [t.strip() for t in template.split("|")]
@@ -60,7 +64,7 @@ class PCIJudgeLoader(io.ComfyNode):
             options["question"] = template.strip()
         judge = judges.load_judge(
             backend, model=model, weights=weights_path.strip() or (None if weights == NO_WEIGHTS else weights),
-            device=comfy.model_management.get_torch_device() if device == "auto" else device,
+            device=device,
             search_dirs=folder_paths.get_folder_paths(JUDGE_FOLDER), **options)
         return io.NodeOutput(judge)
 

@@ -3,7 +3,8 @@ exact step (keyed on sigma, so it lands on that step for every sampler and sched
 import comfy.samplers
 from comfy_api.latest import io
 
-from . import host
+from .host import insertion
+from .host.sampling import Sampling
 
 
 class ConceptInsertionSampler(io.ComfyNode):
@@ -43,6 +44,5 @@ class ConceptInsertionSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, base, concept, negative, latent_image, seed, steps, cfg, sampler_name,
                 scheduler, insert_step, denoise) -> io.NodeOutput:
-        return io.NodeOutput(host.concept_insertion_sample(
-            model, seed, steps, cfg, sampler_name, scheduler, base, concept, negative, latent_image,
-            insert_step, denoise))
+        run = Sampling(model, negative, steps, cfg, sampler_name, scheduler)
+        return io.NodeOutput(insertion.concept_insertion_sample(run, seed, base, concept, latent_image, insert_step, denoise))

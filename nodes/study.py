@@ -3,12 +3,13 @@ result folder (output/pci/<run name>/<concept>/), one table and one overlaid CIS
 import comfy.model_management
 import comfy.samplers
 import comfy.utils
-import numpy as np
 from comfy_api.latest import io
 
-from ..pci_core import cis, plots, study, sweep
-from ..pci_core.results import RESULTS_FILE, RunStore, read_results
-from . import host
+from ..pci_core import cis, plots, runner, study, sweep
+from ..pci_core.results import RunStore
+from .host import runs
+from .host import sweep as host_sweep
+from .host.sampling import Sampling, encode_text
 from .judge import Judge
 
 ConceptListType = io.Custom("PCI_CONCEPT_LIST")
@@ -53,8 +54,8 @@ class PCIConceptList(io.ComfyNode):
                                  "give the dotted path of one of them")
             values = next(iter(lists.values()))
         concepts = study.concept_list(template, base_value, values, judge_template.strip() or None)
-        return io.NodeOutput({"list": concepts, "base": host.encode_text(clip, concepts.base_prompt),
-                              "concepts": [host.encode_text(clip, c.prompt) for c in concepts.concepts]})
+        return io.NodeOutput({"list": concepts, "base": encode_text(clip, concepts.base_prompt),
+                              "concepts": [encode_text(clip, c.prompt) for c in concepts.concepts]})
 
 
 class CISStudy(io.ComfyNode):
@@ -95,88 +96,43 @@ class CISStudy(io.ComfyNode):
 
     @classmethod
     def fingerprint_inputs(cls, run_name="study", **kwargs):
-        # Re-run when the study's files changed (deleted, extended by another machine's shard): ComfyUI
-        # would otherwise hand back its cached outputs for the same inputs.
-        try:
-            index = host.study_folder(run_name) / study.INDEX_FILE
-        except ValueError:
-            return None
-        return index.stat().st_mtime_ns if index.exists() else None
+        # Re-run when the study's files changed (deleted, extended by another machine's shard).
+        return runs.files_fingerprint(run_name, study.INDEX_FILE)
 
     @classmethod
     def execute(cls, model, concepts, negative, latent, seeds, steps, cfg, sampler_name, scheduler, vae, judge,
                 threshold, max_batch, run_name, adaptive) -> io.NodeOutput:
         seeds = sweep.parse_seeds(seeds, "seeds")
-        root = host.study_folder(run_name)
-        run = dict(model=model, base=concepts["base"], negative=negative, latent=latent, steps=steps, cfg=cfg,
-                   sampler_name=sampler_name, scheduler=scheduler, vae=vae, judge=judge,
-                   max_batch=max_batch or host.max_batch_for_device(model, latent["samples"].shape[1:]))
-        sigmas = host.step_sigmas(host.sampler_sigmas(model, steps, sampler_name, scheduler, 1.0), steps)
-        progress = comfy.utils.ProgressBar(len(concepts["list"].concepts))
+        root = runs.run_folder(run_name)
+        run = Sampling(model, negative, steps, cfg, sampler_name, scheduler, max_batch).for_latent(latent)
+        listed, bar = concepts["list"], comfy.utils.ProgressBar(len(concepts["concepts"]))
         entries, summaries = [], []
-        for concept, cond in zip(concepts["list"].concepts, concepts["concepts"]):
+        for concept, cond in zip(listed.concepts, concepts["concepts"]):
             comfy.model_management.throw_exception_if_processing_interrupted()
-            header = {"concept": concept.judge_text, "ks": list(range(steps + 1)), "steps": steps, "sigmas": sigmas,
-                      "threshold": threshold, "settings": settings_of(concepts["list"], concept, cond, run, adaptive)}
             folder = root / study.folder_name(concept.value)
-            result = (study_adaptive if adaptive else study_full)(folder, header, seeds, concept, cond, run)
+            header = {"concept": concept.judge_text, "ks": list(range(steps + 1)), "steps": steps,
+                      "sigmas": run.step_sigmas(), "threshold": threshold,
+                      "settings": settings_of(run, listed, concepts["base"], concept, cond, latent, judge, adaptive)}
+            measure = host_sweep.measure(run, concepts["base"], cond, latent, vae, judge, concept.judge_text,
+                                         concept.contrast or None)
+            if adaptive:
+                result, _ = runner.adaptive_run(folder, header, seeds, measure)
+            else:
+                result = runner.full_run(RunStore(folder, header), seeds, measure,
+                                         sweep.seeds_per_block(steps + 1, run.max_batch))
             entries.append((folder.name, concept.value))
             summaries.append(cis.summarize(result))
-            progress.update(1)
+            bar.update(1)
         study.write_index(root, entries)
         labels = [label for _, label in entries]
-        title = f"CIS(k) of {len(labels)} concepts against {concepts['list'].base_prompt!r}"
-        return io.NodeOutput(host.image_batch(plots.cis_plot(summaries, labels, title)),
+        title = f"CIS(k) of {len(labels)} concepts against {listed.base_prompt!r}"
+        return io.NodeOutput(runs.image_batch(plots.cis_plot(summaries, labels, title)),
                              study.study_table(summaries, labels))
 
 
-def settings_of(concepts: study.ConceptList, concept: study.Concept, cond, run: dict, adaptive: bool) -> dict:
+def settings_of(run: Sampling, concepts: study.ConceptList, base, concept: study.Concept, cond, latent, judge,
+                adaptive: bool) -> dict:
     """CISSweep's settings (conditionings by content) plus the texts and the search mode."""
-    settings = host.sweep_settings(run["model"], run["base"], cond, run["negative"], run["latent"], run["sampler_name"],
-                                   run["scheduler"], run["cfg"], f"{run['judge'].describe()}; contrast {concept.contrast!r}")
+    settings = runs.sweep_settings(run, base, cond, latent, f"{judge.describe()}; contrast {concept.contrast!r}")
     return {**settings, "base_text": concepts.base_prompt, "concept_text": concept.prompt,
             "search": "adaptive" if adaptive else "full"}
-
-
-def measure_scores(seeds, ks, concept, cond, run) -> np.ndarray:
-    """Scores (S, K) of every (seed, k): one branching sampler run, then decode and judge."""
-    latents, _ = host.sweep_latents(run["model"], run["base"], cond, run["negative"], run["latent"], seeds, ks,
-                                    run["steps"], run["cfg"], run["sampler_name"], run["scheduler"], run["max_batch"])
-    _, scores = host.decode_and_judge(run["vae"], run["judge"], latents.reshape(-1, *latents.shape[2:]),
-                                      concept.judge_text, concept.contrast or None, run["max_batch"])
-    return scores.reshape(len(seeds), len(ks))
-
-
-def study_full(folder, header, seeds, concept, cond, run) -> cis.CISResult:
-    """Every k; seeds in blocks, each block written when done (an interrupted study resumes there)."""
-    store = RunStore(folder, header)
-    done = set(store.done_seeds())
-    for block in sweep.seed_blocks([s for s in seeds if s not in done], len(header["ks"]), run["max_batch"]):
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        store.add(block, measure_scores(block, header["ks"], concept, cond, run))
-    result = store.result()
-    return result.select_seeds(np.isin(result.seeds, seeds))
-
-
-def study_adaptive(folder, header, seeds, concept, cond, run) -> cis.CISResult:
-    """The adaptive search over all seeds (its rounds need every seed's decisions); a folder holding this
-    concept's adaptive run over the same seeds is read back."""
-    if (folder / RESULTS_FILE).exists():
-        stored, stored_seeds, _ = read_results(folder / RESULTS_FILE)
-        store = RunStore(folder, {**header, "ks": stored["ks"]})  # refuses other settings
-        if sorted(stored_seeds) != sorted(seeds):
-            raise ValueError(f"{folder / RESULTS_FILE} holds an adaptive run over seeds {stored_seeds}; it resumes "
-                             "only with the same seeds (or choose another run_name)")
-        return store.result()
-    scores_by_k = {}
-
-    def measure(ks):
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        scores = measure_scores(seeds, ks, concept, cond, run)
-        scores_by_k.update({k: scores[:, i] for i, k in enumerate(ks)})
-        return scores >= header["threshold"]
-
-    search = study.adaptive_search(measure, header["steps"])
-    store = RunStore(folder, {**header, "ks": search.ks})
-    store.add(seeds, np.stack([scores_by_k[k] for k in search.ks], axis=1))
-    return store.result()

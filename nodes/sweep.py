@@ -3,21 +3,17 @@
 Seeds are run block by block (one batched sampler run per block, every (seed, k) branch inside it);
 after each block its scores are written to output/pci/<run name>/, so an interrupted run loses
 nothing written and a re-queue with the same settings resumes where it stopped."""
-import math
-import re
-from pathlib import Path
-
 import numpy as np
 
 import comfy.samplers
-import comfy.utils
-import folder_paths
-import latent_preview
 from comfy_api.latest import io
 
-from . import host
+from ..pci_core import cis, judges, plots, results, runner, sweep
+from .host import runs
+from .host import sweep as host_sweep
+from .host.progress import SweepProgress
+from .host.sampling import Sampling
 from .judge import Judge
-from ..pci_core import cis, judges, plots, results, sweep
 
 CISResultType = io.Custom("CIS_RESULT")
 NEVER_CROSSES = -1.0  # tau50 output when CIS never falls through 0.5 (a step is never negative)
@@ -85,8 +81,7 @@ class CISSweep(io.ComfyNode):
     def fingerprint_inputs(cls, run_name="cis", **kwargs):
         # Re-run whenever the run's files changed (deleted, extended by another shard): ComfyUI would
         # otherwise hand back its cached outputs for the same inputs.
-        path = run_folder(run_name) / results.RESULTS_FILE if valid_run_name(run_name) else None
-        return (path.stat().st_mtime_ns, path.stat().st_size) if path is not None and path.exists() else None
+        return runs.files_fingerprint(run_name, results.RESULTS_FILE)
 
     @classmethod
     def execute(cls, model, base, concept, negative, latent, vae, judge, judge_text, seed, seed_count, seed_list,
@@ -94,53 +89,37 @@ class CISSweep(io.ComfyNode):
                 contrast="") -> io.NodeOutput:
         seeds = sweep.parse_seeds(seed_list) if seed_list.strip() else sweep.seed_range(seed, seed_count)
         ks = sweep.parse_steps(insert_steps, steps)
-        text, contrast = check_inputs(judge, judge_text, threshold, max_batch, run_name, latent, contrast)
-        max_batch = max_batch or host.max_batch_for_device(model, latent["samples"].shape[1:])
-        warnings = host.sweep_warnings(base, concept)
-        sigmas = host.sampler_sigmas(model, steps, sampler_name, scheduler, 1.0)
-        store = results.RunStore(run_folder(run_name), {
-            "concept": text, "ks": ks, "steps": steps, "sigmas": host.step_sigmas(sigmas, steps), "threshold": threshold,
-            "settings": host.sweep_settings(model, base, concept, negative, latent, sampler_name, scheduler, cfg,
-                                            f"{judge.describe()}; contrast {contrast!r}")})
-        done = set(store.done_seeds())
-        blocks = sweep.seed_blocks([s for s in seeds if s not in done], len(ks), max_batch)
-        progress = SweepProgress(model, blocks, len(ks), len(sigmas) - 1, max_batch)
-        run = lambda block: host.sweep_latents(model, base, concept, negative, latent, block, ks, steps, cfg,
-                                               sampler_name, scheduler, max_batch, progress=progress.sampling)[0]
-        judged = lambda lat: host.decode_and_judge(vae, judge, lat.reshape(-1, *lat.shape[2:]), text, contrast,
-                                                   max_batch, progress=progress.judging)
-        grid_seeds, grid_images = seeds[:GRID_ROWS], {}
-        for block in blocks:  # each block: one sampler run, then decode + judge, then written to disk
-            images, scores = judged(run(block))
-            store.add(block, scores.reshape(len(block), len(ks)))
-            grid_images.update(per_seed(images, block, len(ks), grid_seeds))
-            progress.next_block()
-        missing = [s for s in grid_seeds if s not in grid_images]
-        if missing:  # resumed seeds: their pictures are not on disk, make them again for the grid
-            grid_images.update(per_seed(judged(run(missing))[0], missing, len(ks), grid_seeds))
-        result = requested(store.result(), seeds)
+        text, contrast = check_inputs(judge, judge_text, threshold, latent, contrast)
+        run = Sampling(model, negative, steps, cfg, sampler_name, scheduler, max_batch).for_latent(latent)
+        warnings = runs.sweep_warnings(base, concept)
+        store = results.RunStore(runs.run_folder(run_name), {
+            "concept": text, "ks": ks, "steps": steps, "sigmas": run.step_sigmas(), "threshold": threshold,
+            "settings": runs.sweep_settings(run, base, concept, latent, f"{judge.describe()}; contrast {contrast!r}")})
+        block_size = sweep.seeds_per_block(len(ks), run.max_batch)
+        progress = SweepProgress(model, runner.pending_blocks(store, seeds, block_size), len(ks), len(run.sigmas()) - 1,
+                                 run.max_batch)
+        grid = GridImages(seeds[:GRID_ROWS])
+        measure = host_sweep.measure(run, base, concept, latent, vae, judge, text, contrast, progress.sampling,
+                                     progress.judging, grid.keep)
+        result = runner.full_run(store, seeds, measure, block_size, on_block=progress.next_block)
+        if grid.missing():  # resumed seeds: their pictures are not on disk, make them again for the grid
+            measure(grid.missing(), ks)
         summary = cis.summarize(result, valid_seeds_only=valid_seeds_only)
         summary["warnings"] = warnings + summary["warnings"]
         title = f"CIS of {text!r} ({sampler_name}, {scheduler}, {steps} steps, cfg {cfg})"
-        grid = plots.timeline_grid(np.stack([grid_images[s] for s in grid_seeds]), result.scores[:len(grid_seeds)],
-                                   ks, grid_seeds, threshold)
+        timeline = plots.timeline_grid(grid.images(), result.scores[:len(grid.seeds)], ks, grid.seeds, threshold)
         curve = plots.cis_plot([summary], [text], title=title)
-        return io.NodeOutput(host.image_batch(curve), host.image_batch(grid), result, cis.table(summary),
+        return io.NodeOutput(runs.image_batch(curve), runs.image_batch(timeline), result, cis.table(summary),
                              tau50_of(summary))
 
 
-def check_inputs(judge, judge_text, threshold, max_batch, run_name, latent, contrast):
+def check_inputs(judge, judge_text, threshold, latent, contrast):
     """The inputs ComfyUI's own widgets do not check; ValueError naming the input."""
     if not isinstance(judge, judges.Judge):
         raise ValueError(f"judge: expected a judge from PCI Judge Loader (PCI_JUDGE), got {type(judge).__name__}")
     text = judges.check_text(judge_text, "judge_text")
     if not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold={threshold}: must lie strictly between 0 and 1 (a score >= threshold is a yes)")
-    if max_batch < 0:
-        raise ValueError(f"max_batch={max_batch}: 0 (auto) or at least 1")
-    if not valid_run_name(run_name):
-        raise ValueError(f"run_name={run_name!r}: give a folder name of letters, digits, '-', '_', '.' and spaces "
-                         "(no path separators), e.g. 'old-person-sd15'")
     batch = latent["samples"].shape[0]
     if batch != 1:
         raise ValueError(f"latent: a batch of {batch}; CISSweep makes one image per seed and k: use a latent of batch 1 "
@@ -148,58 +127,25 @@ def check_inputs(judge, judge_text, threshold, max_batch, run_name, latent, cont
     return text, (contrast.strip() or None) if isinstance(contrast, str) else None
 
 
-def valid_run_name(name) -> bool:
-    return isinstance(name, str) and re.fullmatch(r"[\w\-. ]+", name.strip()) is not None and name.strip() not in (".", "..")
-
-
-def run_folder(run_name: str) -> Path:
-    return Path(folder_paths.get_output_directory()) / "pci" / run_name.strip()
-
-
-def requested(result: cis.CISResult, seeds: list[int]) -> cis.CISResult:
-    """The stored result restricted to the seeds asked for, in the order asked (the files keep every seed)."""
-    row = {s: i for i, s in enumerate(result.seeds)}
-    return cis.CISResult(seeds, result.ks, result.steps, result.sigmas, result.scores[[row[s] for s in seeds]],
-                         result.threshold, result.concept, result.settings)
-
-
 def tau50_of(summary: dict) -> float:
     step = summary["crossings"]["tau50"]["step"]
     return NEVER_CROSSES if step is None else float(step)
 
 
-def per_seed(images, seeds: list[int], n_ks: int, wanted: list[int]) -> dict:
-    """{seed: its images (K, H, W, 3) as numpy} for the wanted seeds of a block's images (S * K, H, W, 3)."""
-    images = images.reshape(len(seeds), n_ks, *images.shape[1:]).numpy()
-    return {s: images[i] for i, s in enumerate(seeds) if s in wanted}
+class GridImages:
+    """The timeline grid's pictures: the images (K, H, W, 3) of the first seeds, kept as blocks pass by."""
 
+    def __init__(self, seeds: list[int]):
+        self.seeds, self.by_seed = list(seeds), {}
 
-class SweepProgress:
-    """One ComfyUI progress bar over the whole sweep: each block counts its sampler steps and its decode +
-    judge chunks; the preview shows one branch (the first seed of the block, its middle insertion step)."""
+    def keep(self, seeds: list[int], ks: list[int], images) -> None:
+        self.by_seed.update({s: images[i].numpy() for i, s in enumerate(seeds) if s in self.seeds})
 
-    def __init__(self, model, blocks: list[list[int]], n_ks: int, sampler_steps: int, max_batch: int):
-        self.units = [sampler_steps + math.ceil(len(b) * n_ks / max_batch) for b in blocks]
-        self.sampler_steps, self.block, self.n_ks = sampler_steps, 0, n_ks
-        self.bar = comfy.utils.ProgressBar(max(1, sum(self.units)))
-        self.previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format)
+    def missing(self) -> list[int]:
+        return [s for s in self.seeds if s not in self.by_seed]
 
-    def _done_before(self) -> int:
-        return sum(self.units[:self.block])
-
-    def sampling(self, step: int, x0) -> None:
-        row = self.n_ks // 2
-        preview = None
-        if self.previewer is not None and x0.shape[0] > row:
-            preview = self.previewer.decode_latent_to_preview_image("JPEG", x0[row:row + 1])
-        self.bar.update_absolute(self._done_before() + min(step + 1, self.sampler_steps), preview=preview)
-
-    def judging(self, done: int, total: int) -> None:
-        chunks = self.units[self.block] - self.sampler_steps if self.block < len(self.units) else 0
-        self.bar.update_absolute(self._done_before() + self.sampler_steps + math.ceil(done / total * chunks))
-
-    def next_block(self) -> None:
-        self.block += 1
+    def images(self) -> np.ndarray:
+        return np.stack([self.by_seed[s] for s in self.seeds])
 
 
 NODES = [CISSweep]

@@ -1,0 +1,157 @@
+"""Editing in ComfyUI's sampler (BestTimestepEdit). A seed edit is a concept insertion (source prompt
+before step k, edit prompt from k on). An input image is VAE-encoded, inverted with the source prompt
+to the noise level of step k by ComfyUI's own sampling over the flipped sigmas (euler, no added noise:
+the DDIM ODE run backwards, as FlipSigmas unsampling does), then finished over steps k..T with the
+edit prompt."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+import comfy.model_management
+import comfy.samplers
+import comfy.utils
+import latent_preview
+
+from ...pci_core import cis, edit_metrics, editing, judges
+from .insertion import concept_insertion_sample
+from .sampling import Sampling, check_conditionings
+from .sweep import decode_and_judge, sweep_latents
+
+INVERSION_SAMPLER = "euler"  # deterministic: the inversion must not add noise
+
+
+def check_image_for_vae(image: torch.Tensor, vae) -> None:
+    """ValueError naming `image` when its size is not a multiple of the VAE's downscale factor."""
+    factor = int(vae.spacial_compression_encode())
+    h, w = int(image.shape[1]), int(image.shape[2])
+    if h % factor or w % factor:
+        raise ValueError(f"image is {w}x{h} pixels; this VAE needs width and height that are multiples of {factor} "
+                         f"(e.g. {w - w % factor or factor}x{h - h % factor or factor}): crop or scale it first "
+                         "(ImageScale, ImageCrop)")
+
+
+def _guided_run(run: Sampling, positive, sigmas: torch.Tensor, latent: torch.Tensor, seed: int) -> torch.Tensor:
+    """ComfyUI's CFGGuider over sigmas from latent with no noise added (the latent already sits at sigmas[0])."""
+    if len(sigmas) < 2:
+        return latent
+    guider = comfy.samplers.CFGGuider(run.model)
+    guider.set_conds(positive, run.negative)
+    guider.set_cfg(run.cfg)
+    callback = latent_preview.prepare_callback(run.model, len(sigmas) - 1)  # progress, preview, interrupt
+    out = guider.sample(torch.zeros_like(latent), latent, comfy.samplers.sampler_object(run.sampler_name), sigmas,
+                        callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    return out.to(comfy.model_management.intermediate_device())
+
+
+def _inversion(run: Sampling, inversion_cfg: float) -> Sampling:
+    return dataclasses.replace(run, cfg=inversion_cfg, sampler_name=INVERSION_SAMPLER)
+
+
+def _sigma_min(run: Sampling) -> float:
+    return float(run.model.get_model_object("model_sampling").sigma_min)
+
+
+def invert_latent(run: Sampling, latent: torch.Tensor, source, inversion_cfg: float, sigmas: torch.Tensor, k: int,
+                  seed: int) -> torch.Tensor:
+    """The clean latent carried to the noise level sigmas[k] with the source prompt (euler over
+    sigmas[k:] flipped). For flow models (CONST) k = 0 is sigma 1, where no inversion exists: use k >= 1."""
+    return _guided_run(_inversion(run, inversion_cfg), source, editing.inversion_sigmas(sigmas, k, _sigma_min(run)),
+                       latent, seed)
+
+
+def edit_image(run: Sampling, vae, image: torch.Tensor, source, edit, seed: int, k: int,
+               inversion_cfg: float) -> torch.Tensor:
+    """An input IMAGE edited: encode, invert to step k with the source prompt, finish k..T with the edit prompt."""
+    check_conditionings(source=source, edit=edit, negative=run.negative)
+    check_image_for_vae(image, vae)
+    sigmas = run.sigmas()
+    noisy = invert_latent(run, vae.encode(image[:, :, :, :3]), source, inversion_cfg, sigmas, k, seed)
+    comfy.model_management.throw_exception_if_processing_interrupted()
+    return vae.decode(_guided_run(run, edit, sigmas[k:], noisy, seed)).float().cpu()
+
+
+def edit_seed(run: Sampling, vae, latent: dict, source, edit, seed: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(edited, source) images of a seed: the concept insertion at k, and the source prompt alone (k = steps)."""
+    at = lambda step: concept_insertion_sample(run, seed, source, edit, latent, step)["samples"]
+    source_latent = at(run.steps)
+    edited_latent = source_latent if k == run.steps else at(k)
+    return vae.decode(edited_latent).float().cpu(), vae.decode(source_latent).float().cpu()
+
+
+def probe_edit(run: Sampling, vae, judge, latent: dict, source, edit, seeds: list[int], judge_text: str,
+               contrast: str | None, progress=None):
+    """Every k on the given seeds in one sweep (run.max_batch resolved): judge scores on judge_text (S, K)
+    and SSIM of each image to its seed's source image (S, K)."""
+    ks = list(range(run.steps + 1))
+    latents, _ = sweep_latents(run, source, edit, {"samples": latent["samples"][:1]}, seeds, ks, progress)
+    images, scores = decode_and_judge(vae, judge, latents.reshape(-1, *latents.shape[2:]), judge_text, contrast,
+                                      run.max_batch)
+    images = images.reshape(len(seeds), len(ks), *images.shape[1:])
+    kept = torch.stack([edit_metrics.ssim(images[:, -1], images[:, i]) for i in range(len(ks))], dim=1)
+    return scores.reshape(len(seeds), len(ks)), kept.numpy().astype("float64")
+
+
+def invert_every_step(run: Sampling, latent: torch.Tensor, source, inversion_cfg: float, sigmas: torch.Tensor,
+                      seed: int) -> list[torch.Tensor]:
+    """The clean latent carried to the noise level of every step with the source prompt: index k holds it at
+    sigmas[k] (k = T: the latent itself). One euler step per call over the flipped sigmas, so each level is
+    the one invert_latent reaches for that k (T model rows in all)."""
+    up = editing.inversion_sigmas(sigmas, 0, _sigma_min(run))
+    inversion = _inversion(run, inversion_cfg)
+    levels = [latent]
+    for i in range(len(up) - 1):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        levels.append(_guided_run(inversion, source, up[i:i + 2], levels[-1], seed))
+    return levels[::-1]
+
+
+def probe_image_edit(run: Sampling, vae, judge, image: torch.Tensor, source, edit, seed: int, inversion_cfg: float,
+                     judge_text: str, contrast: str | None, progress=None):
+    """An input IMAGE edited at every k (inverted once to every level, then steps k..T with the edit prompt for
+    each k: T + sum(T - k) model rows): judge scores on judge_text (B, K) and SSIM to the image (B, K)."""
+    check_image_for_vae(image, vae)
+    pixels = image[:, :, :, :3]
+    sigmas = run.sigmas()
+    levels = invert_every_step(run, vae.encode(pixels), source, inversion_cfg, sigmas, seed)
+    scores, kept = [], []
+    for k in range(run.steps + 1):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        edited = vae.decode(_guided_run(run, edit, sigmas[k:], levels[k], seed)).float().cpu()
+        scores.append(judge.score(edited, judge_text, contrast).double().cpu())
+        kept.append(edit_metrics.ssim(pixels.float().cpu(), edited).double())
+        if progress is not None:
+            progress(k, run.steps)
+    return torch.stack(scores, dim=1).numpy(), torch.stack(kept, dim=1).numpy()
+
+
+def candidates(kind: str, run: Sampling, vae, judge, latent: dict, image, source, edit, seed: int, n_probe: int,
+               judge_text: str, contrast: str | None, inversion_cfg: float, cis_result=None) -> editing.Candidates:
+    """The measurement editing.measurement asked for: the edit itself at every k (THIS_EDIT: the seed's
+    branching sweep, or the input image inverted to every level), the probe over helper seeds (PROBE), or
+    the CIS curve of a cis_result alone (NOTHING)."""
+    ks = list(range(run.steps + 1))
+    if kind == editing.NOTHING:
+        if cis_result is None:
+            return editing.Candidates()
+        return editing.Candidates(list(cis_result.ks), cis.cis_curve(cis_result.decisions).tolist(), result=cis_result)
+    judge_text = judges.check_text(judge_text, "judge_text")
+    bar = comfy.utils.ProgressBar(run.steps + 1)
+    progress = lambda step, *_: bar.update_absolute(step + 1)
+    run = run.for_latent(latent)
+    if kind == editing.THIS_EDIT:
+        if image is None:
+            scores, kept = probe_edit(run, vae, judge, latent, source, edit, [seed], judge_text, contrast, progress)
+        else:
+            scores, kept = probe_image_edit(run, vae, judge, image, source, edit, seed, inversion_cfg, judge_text,
+                                            contrast, progress)
+        return editing.Candidates(ks, scores.mean(axis=0).tolist(), kept.mean(axis=0).tolist(),
+                                  scores >= editing.JUDGE_THRESHOLD, cis_result)
+    seeds = editing.probe_seeds(seed, n_probe)
+    scores, kept = probe_edit(run, vae, judge, latent, source, edit, seeds, judge_text, contrast, progress)
+    probe = cis.CISResult(seeds, ks, run.steps, run.step_sigmas(), scores, editing.JUDGE_THRESHOLD, judge_text,
+                          {"sampler": run.sampler_name, "scheduler": run.scheduler, "cfg": float(run.cfg)})
+    success, preservation = editing.probe_curves(scores, kept)
+    return editing.Candidates(ks, success.tolist(), preservation.tolist(), None,
+                              cis_result if cis_result is not None else probe)
