@@ -6,7 +6,7 @@ On a CUDA machine, for the demo model (64 px) and an SD1.5-architecture UNet (ra
    ConditioningSetTimestepRange graph (max diff and the tolerance for GPU float noise, printed);
 2. times a full CIS sweep (4 seeds x every k of 20 euler steps) three ways: one node run per
    (seed, k) at batch 1; one run per k batched over the seeds (the insertion guider with each
-   seed's own noise); the branching engine in one run (nodes/host.sweep_latents) for several
+   seed's own noise); the branching engine in one run (nodes/host/sweep.py sweep_latents) for several
    max_batch values, the device policy's choice (max_batch_for_device) included;
 3. measures the limit: the sweep's unique rows / the UNet's best rows per second through ComfyUI's
    own CFGGuider at batch 1..128;
@@ -69,15 +69,10 @@ class Report:
 # ---------------------------------------------------------------- ComfyUI in-process
 
 def start_comfy(comfy_path: str, cpu: bool):
-    """Real ComfyUI with the pack loaded (tests/host/comfy_host.Host). Host forces --cpu for the test
-    tier; the device is decided when comfy.model_management is imported, so import it first here."""
-    sys.path[:0] = [comfy_path, str(REPO / "tests" / "host"), str(REPO)]
-    os.chdir(comfy_path)
-    from comfy.cli_args import args
-    args.cpu = cpu
-    import comfy.model_management  # noqa: F401  (fixes the device: CUDA unless cpu)
-    from comfy_host import Host
-    return Host(comfy_path)
+    """Real ComfyUI with the pack loaded (pci_cluster.headless), on the CPU or ComfyUI's own device."""
+    sys.path[:0] = [str(REPO / "tests" / "host"), str(REPO)]
+    from pci_cluster.headless import Headless
+    return Headless(comfy_path, cpu=cpu)
 
 
 def _sync():
@@ -103,9 +98,9 @@ def timed(fn):
 
 # ---------------------------------------------------------------- models
 
-def demo_parts(pack, pixels):
+def demo_parts(host, pixels):
     import nodes as core
-    model, clip, _ = pack.load_demo()
+    model, clip, _ = host.glue("demo").load_demo()
     enc = lambda text: core.CLIPTextEncode().encode(clip, text)[0]
     latent = core.EmptyLatentImage().generate(pixels, pixels, 1)[0]
     return model, enc("a red circle on the left"), enc("a blue square on the right"), enc(""), latent
@@ -135,19 +130,19 @@ def per_branch(node, model, base, concept, neg, latent, seeds, ks, steps, cfg):
     return torch.cat(rows).reshape(len(seeds), len(ks), *rows[0].shape[1:])
 
 
-def per_k_batched(pack, model, base, concept, neg, latent, seeds, ks, steps, cfg):
+def per_k_batched(host, model, base, concept, neg, latent, seeds, ks, steps, cfg):
     """One guider run per k over all seeds, each seed with its own noise (the same images as per branch)."""
     import comfy.sample
     import comfy.samplers
     import torch
     from pci_core import schedule
-    sigmas = pack.sampler_sigmas(model, steps, "euler", "normal", 1.0)
+    sigmas = host.glue("sampling").Sampling(model, neg, steps, cfg, "euler", "normal").sigmas()
     image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
     noise = torch.cat([comfy.sample.prepare_noise(image, s) for s in seeds])
     out = []
     for k in ks:
         boundaries = torch.full((len(seeds),), schedule.insertion_boundary(sigmas, k), dtype=torch.float64)
-        guider = pack.ConceptInsertionGuider(model, base, concept, neg, cfg, boundaries, torch.arange(len(seeds)))
+        guider = host.glue("insertion").ConceptInsertionGuider(model, base, concept, neg, cfg, boundaries, torch.arange(len(seeds)))
         out.append(guider.sample(noise, image.repeat(len(seeds), 1, 1, 1), comfy.samplers.sampler_object("euler"), sigmas,
                                  disable_pbar=True, seed=seeds[0]).float().cpu())
     return torch.stack(out, dim=1)
@@ -182,12 +177,12 @@ def max_diff(a, b) -> float:
     return (a.float().cpu() - b.float().cpu()).abs().max().item()
 
 
-def check_model(host, pack, name: str, plan: Plan) -> Report:
+def check_model(host, name: str, plan: Plan) -> Report:
     import comfy.model_management as mm
     import torch
     from ranges import insertion_and_range
     pixels = 64 if name == "demo" else plan.pixels  # the demo world is 64 px
-    model, base, concept, neg, latent = demo_parts(pack, pixels) if name == "demo" else sd15_parts(pixels)
+    model, base, concept, neg, latent = demo_parts(host, pixels) if name == "demo" else sd15_parts(pixels)
     node = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
     report = Report(model=f"{name} ({model.model.get_dtype()}, {pixels} px)", device=str(mm.get_torch_device()))
     steps, seeds, ks, cfg = plan.steps, plan.seeds, list(range(plan.steps + 1)), plan.cfg
@@ -203,17 +198,18 @@ def check_model(host, pack, name: str, plan: Plan) -> Report:
     naive, report.times["per (seed, k), batch 1"] = timed(
         lambda: per_branch(node, model, base, concept, neg, latent, seeds, ks, steps, cfg))
     batched, report.times["per k, batched over seeds"] = timed(
-        lambda: per_k_batched(pack, model, base, concept, neg, latent, seeds, ks, steps, cfg))
+        lambda: per_k_batched(host, model, base, concept, neg, latent, seeds, ks, steps, cfg))
     report.diffs["per k, batched over seeds"] = max_diff(batched, naive)
-    report.policy_max_batch = pack.max_batch_for_device(model, latent["samples"].shape[1:])
-    pack.sweep_latents(model, base, concept, neg, latent, seeds, ks, steps, cfg, "euler", "normal",
-                       report.policy_max_batch)  # warm-up of the batched shapes
+    Sampling, sweep = host.glue("sampling").Sampling, host.glue("sweep")
+    run = lambda max_batch: Sampling(model, neg, steps, cfg, "euler", "normal", max_batch)
+    report.policy_max_batch = run(0).for_latent(latent).max_batch
+    sweep.sweep_latents(run(report.policy_max_batch), base, concept, latent, seeds, ks)  # warm-up of the batched shapes
     for max_batch in dict.fromkeys([*plan.max_batches, report.policy_max_batch]):
         label = f"branching, max_batch {max_batch or 'unbounded'}"
         if max_batch == report.policy_max_batch:
             label += " (policy)"
-        (swept, _), report.times[label] = timed(lambda: pack.sweep_latents(
-            model, base, concept, neg, latent, seeds, ks, steps, cfg, "euler", "normal", max_batch))
+        (swept, _), report.times[label] = timed(lambda: sweep.sweep_latents(
+            run(max_batch or len(seeds) * len(ks)), base, concept, latent, seeds, ks))
         report.diffs[label] = max_diff(swept, naive)
     rates = rows_per_second(model, base, neg, latent, cfg, plan.rate_batches, plan.rate_steps)
     report.best_rate_batch, report.best_rows_per_s = max(rates.items(), key=lambda kv: kv[1])
@@ -238,13 +234,11 @@ def table(report: Report, plan: Plan) -> str:
 
 def run(host, plan: Plan) -> list[Report]:
     """Every check of the plan in an already started ComfyUI; prints the tables, returns the reports."""
-    import inspect
-    pack = inspect.getmodule(host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]).host
     reports = []
     import torch
     for name in plan.models:
         with torch.inference_mode():  # as ComfyUI's executor runs every node
-            report = check_model(host, pack, name, plan)
+            report = check_model(host, name, plan)
         print(table(report, plan), flush=True)
         reports.append(report)
     return reports

@@ -1,7 +1,7 @@
 """Benchmark (not a test): CISSweep's engine against the curve built the way a user would without it.
 
-In real ComfyUI (in-process, tests/host/comfy_host.py), on the demo model: S seeds x every k of T steps,
- - sweep: nodes/host.py sweep_latents + decode_and_judge in seed blocks (what CISSweep runs);
+In real ComfyUI (in-process, pci_cluster/headless.py), on the demo model: S seeds x every k of T steps,
+ - sweep: nodes/host/sweep.py measure (sweep_latents + decode_and_judge) in seed blocks (what CISSweep runs);
  - user: one ConceptInsertionSampler run + VAE decode + judge per (seed, k), batch 1.
 Both in one process, one after the other per sampler; model rows counted at the UNet (cond and uncond
 rows), decisions asserted identical. Prints a table.
@@ -46,13 +46,13 @@ def sampling_args(seeds: int) -> argparse.ArgumentParser:
 
 
 def demo_in_host():
-    """Real ComfyUI in-process with the pack: (host, core nodes, the pack's host glue, model, clip, vae,
-    rule judge, encode(text) -> conditioning)."""
-    from comfy_host import Host
-    host = Host(os.environ["COMFYUI_PATH"])
+    """Real ComfyUI in-process with the pack: (host, core nodes, the pack's sweep glue (nodes/host/sweep.py),
+    model, clip, vae, rule judge, encode(text) -> conditioning)."""
+    from pci_cluster.headless import Headless
+    host = Headless(os.environ["COMFYUI_PATH"])
     import nodes as core
     from pci_core.demo import demo_model
-    hm = sys.modules[host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"].__module__].host
+    hm = host.glue("sweep")
     model, clip, vae = host.nodes.NODE_CLASS_MAPPINGS["PCIDemoModelLoader"].execute(demo_model.WEIGHTS_FILE).args
     judge = host.nodes.NODE_CLASS_MAPPINGS["PCIJudgeLoader"].execute("rule", "", "none (rule judge)", "cpu").args[0]
     return host, core, hm, model, clip, vae, judge, lambda text: core.CLIPTextEncode().encode(clip, text)[0]
@@ -71,17 +71,17 @@ def main() -> int:
     rows = []
     with torch.inference_mode():
         for sampler in args.samplers.split(","):  # warm-up, untimed: first-call costs fall on neither side
-            hm.sweep_latents(model, base, concept, neg, latent, seeds[:1], ks[:2], 2, args.cfg, sampler, "normal", 2)
+            hm.measure(hm.Sampling(model, neg, 2, args.cfg, sampler, "normal", 2), base, concept, latent, vae, judge,
+                       JUDGE_TEXT, None)(seeds[:1], ks[:2])
             insertion.execute(model, base, concept, neg, latent, 0, 2, args.cfg, sampler, "normal", 1.0, 1.0)
         for sampler in args.samplers.split(","):
             counted, counter = counting(model)
             t = time.perf_counter()
             sweep_scores = []
-            for block in sweep.seed_blocks(seeds, len(ks), max_batch):
-                latents, _ = hm.sweep_latents(counted, base, concept, neg, latent, block, ks, steps, args.cfg, sampler,
-                                              "normal", max_batch)
-                sweep_scores.append(hm.decode_and_judge(vae, judge, latents.reshape(-1, *latents.shape[2:]), JUDGE_TEXT,
-                                                        None, max_batch)[1])
+            measure = hm.measure(hm.Sampling(counted, neg, steps, args.cfg, sampler, "normal", max_batch), base, concept,
+                                 latent, vae, judge, JUDGE_TEXT, None)
+            for block in sweep.seed_blocks(seeds, sweep.seeds_per_block(len(ks), max_batch)):
+                sweep_scores.append(measure(block, ks).reshape(-1))
             sweep_s, sweep_rows = time.perf_counter() - t, counter[0]
             counted, counter = counting(model)
             t = time.perf_counter()

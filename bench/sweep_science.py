@@ -1,6 +1,6 @@
 """Science check (not a test): do layout and colour lock in before size and shape on the demo model?
 
-In real ComfyUI (in-process), CISSweep's engine (nodes/host.py sweep_latents + decode_and_judge, seed
+In real ComfyUI (in-process), CISSweep's engine (nodes/host/sweep.py measure: sweep_latents + decode_and_judge, seed
 blocks of max_batch) on the demo model: base "a large red circle on the left on a black background",
 five concepts each changing one attribute, judged by the rule judge on that attribute; S seeds x every
 k of T steps, for each sampler. Prints tau50 with bootstrap 95% intervals (cis.summarize) per attribute
@@ -42,15 +42,11 @@ def main() -> int:
     summaries, t0 = {}, time.perf_counter()
     with torch.inference_mode():
         for sampler in args.samplers.split(","):
-            sigmas = hm.sampler_sigmas(model, steps, sampler, "normal", 1.0)
+            run = hm.Sampling(model, neg, steps, args.cfg, sampler, "normal", max_batch)
             for attribute, (prompt, text) in CONCEPTS.items():
-                concept, scores = enc(prompt), []
-                for block in sweep.seed_blocks(seeds, len(ks), max_batch):
-                    latents, _ = hm.sweep_latents(model, base, concept, neg, latent, block, ks, steps, args.cfg,
-                                                  sampler, "normal", max_batch)
-                    scores.append(hm.decode_and_judge(vae, judge, latents.reshape(-1, *latents.shape[2:]), text, None,
-                                                      max_batch)[1].reshape(len(block), len(ks)))
-                result = cis.CISResult(seeds, ks, steps, hm.step_sigmas(sigmas, steps), np.concatenate(scores), 0.5,
+                measure = hm.measure(run, base, enc(prompt), latent, vae, judge, text, None)
+                scores = [measure(block, ks) for block in sweep.seed_blocks(seeds, sweep.seeds_per_block(len(ks), max_batch))]
+                result = cis.CISResult(seeds, ks, steps, run.step_sigmas(), np.concatenate(scores), 0.5,
                                        text, {"sampler": sampler})
                 summaries[sampler, attribute] = cis.summarize(result)
                 print(f"{sampler:16s} {attribute:10s} {cis.crossing_text(summaries[sampler, attribute]['crossings']['tau50'], steps)}"

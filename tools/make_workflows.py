@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "host"))
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO))  # pci_core, for the example input picture
 from workflow_graph import Graph  # noqa: E402
@@ -264,9 +263,9 @@ SD15_WORKFLOWS = {
 # ------------------------------------------------------------------------------------------ host
 
 def host_object_info():
-    from comfy_host import Host
+    from pci_cluster.headless import Headless
     from workflow_api import node_info
-    host = Host(os.environ["COMFYUI_PATH"])
+    host = Headless(os.environ["COMFYUI_PATH"])
     return host, {name: node_info(cls) for name, cls in host.nodes.NODE_CLASS_MAPPINGS.items()}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "host"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workflow_api import CANVAS_ONLY, widget_inputs  # noqa: E402
 
 COLUMN_X = 380  # horizontal distance between columns

@@ -109,4 +109,3 @@ def object_info(server):
     return get_json(server + "/api/object_info", timeout=60)
 
 
-sys.path.insert(0, str(REPO / "tests" / "host"))  # workflow_api: the converter the host tier uses

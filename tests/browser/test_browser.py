@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from browser_env import PACK_NAME, REPO, get_json
-from workflow_api import to_api, widget_inputs
+from tools.workflow_api import to_api, widget_inputs
 
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
 END_TO_END = next((p for p in WORKFLOWS if p.stem == "find_lock_in_then_edit_demo"),

@@ -10,8 +10,8 @@ def host():
     path = os.environ.get("COMFYUI_PATH")
     if not path:
         pytest.fail("COMFYUI_PATH is not set: the host tier needs a real ComfyUI (see README, 'Host tier')")
-    from comfy_host import Host
-    h = Host(path)
+    from pci_cluster.headless import Headless
+    h = Headless(path)
     print(f"\nComfyUI {h.version} at {path}, pack loaded in {h.startup_s:.1f}s")
     return h
 

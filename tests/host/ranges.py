@@ -2,8 +2,6 @@
 graph (base on [0, p], concept on [p, 1]) with p the percent whose sigma is the insertion boundary."""
 from __future__ import annotations
 
-import inspect
-
 
 def percent_for_sigma(model_sampling, sigma: float) -> float:
     """start_percent whose model_sampling.percent_to_sigma is `sigma`, for any model sampling
@@ -23,11 +21,6 @@ def ranged_conditioning(core, model_patcher, base, concept, boundary: float):
     p = percent_for_sigma(model_patcher.get_model_object("model_sampling"), boundary)
     return core.ConditioningCombine().combine(core.ConditioningSetTimestepRange().set_range(base, 0.0, p)[0],
                                               core.ConditioningSetTimestepRange().set_range(concept, p, 1.0)[0])[0]
-
-
-def pack_host(host):
-    """The pack's nodes/host.py module as ComfyUI loaded it (through the custom_nodes link)."""
-    return inspect.getmodule(host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]).host
 
 
 def insertion_and_range(host, model, base, concept, negative, latent, seed, steps, cfg, sampler, scheduler, k):

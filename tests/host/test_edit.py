@@ -149,8 +149,8 @@ def with_insertion_samplers(p, ks, seed=5):
 
 
 def test_latest_yes_takes_the_last_step_where_this_seeds_edit_shows(host):
-    from pci_core import judges
-    judge = judges.load_judge("rule")
+    from pci_core.demo.judge import RuleJudge
+    judge = RuleJudge()
     ok, events, _ = host.run(edit_prompt(rule="latest yes"))
     assert ok, errors_of(events)
     edited, _, k, _, explanation = outputs(host)
@@ -164,8 +164,8 @@ def test_latest_yes_takes_the_last_step_where_this_seeds_edit_shows(host):
 
 
 def test_latest_yes_on_an_input_image_is_the_last_step_its_inverted_edit_shows(host):
-    from pci_core import judges
-    judge = judges.load_judge("rule")
+    from pci_core.demo.judge import RuleJudge
+    judge = RuleJudge()
     ok, events, _ = host.run(with_generated_image(edit_prompt(rule="latest yes")))
     assert ok, errors_of(events)
     edited, _, k, _, explanation = outputs(host)

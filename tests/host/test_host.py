@@ -195,12 +195,17 @@ def test_bad_conditioning_and_insert_step_are_named(host, inference):
     assert run(base, k=0.5).args[0]["samples"].shape == (1, 4, 8, 8)  # half of 4 steps
 
 
+def with_judge(prompt, device="cpu", concept="red"):
+    """The text-to-image prompt with a rule PCIJudgeLoader (node 20) and a CISJudge of its images (node 21)."""
+    prompt["20"] = {"class_type": "PCIJudgeLoader", "inputs": {"backend": "rule", "model": "",
+                                                              "weights": "none (rule judge)", "device": device}}
+    prompt["21"] = {"class_type": "CISJudge", "inputs": {"images": ["6", 0], "judge": ["20", 0], "concept": concept,
+                                                        "threshold": 0.5}}
+    return prompt
+
+
 def test_judge_nodes_score_demo_images_in_a_graph(host):
-    p = t2i_prompt("a large green square at the bottom on a white background", batch=4)
-    p["20"] = {"class_type": "PCIJudgeLoader", "inputs": {"backend": "rule", "model": "", "weights": "none (rule judge)",
-                                                         "device": "cpu"}}
-    p["21"] = {"class_type": "CISJudge", "inputs": {"images": ["6", 0], "judge": ["20", 0], "concept": "green square",
-                                                   "threshold": 0.5}}
+    p = with_judge(t2i_prompt("a large green square at the bottom on a white background", batch=4), concept="green square")
     p["22"] = {"class_type": "CISJudge", "inputs": {"images": ["6", 0], "judge": ["20", 0], "concept": "red",
                                                    "threshold": 0.5}}
     p["23"] = {"class_type": "PreviewImage", "inputs": {"images": ["21", 3]}}
@@ -299,11 +304,7 @@ def test_insert_step_that_is_not_a_number_is_named_when_called_directly(host, in
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_judge_loader_on_cuda_without_cuda_names_device_and_what_is_available(host):
-    p = t2i_prompt("a red circle", steps=2)
-    p["20"] = {"class_type": "PCIJudgeLoader", "inputs": {"backend": "rule", "model": "", "weights": "none (rule judge)",
-                                                         "device": "cuda"}}
-    p["21"] = {"class_type": "CISJudge", "inputs": {"images": ["6", 0], "judge": ["20", 0], "concept": "red",
-                                                   "threshold": 0.5}}
+    p = with_judge(t2i_prompt("a red circle", steps=2), device="cuda")
     p["22"] = {"class_type": "PreviewAny", "inputs": {"source": ["21", 2]}}
     ok, events, _ = host.run(p)
     errors = str(errors_of(events))

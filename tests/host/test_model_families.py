@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pci_core.demo import demo_model
-from ranges import insertion_and_range, pack_host
+from ranges import insertion_and_range
 from tests.device_guard import guarded
 
 
@@ -16,14 +16,14 @@ def guarded_guider(host, monkeypatch):
     """The node's whole run and, on their own, every model call of the insertion guider (engine +
     ComfyUI's sampling_function) run inside the device guard: a tensor our code makes there
     without device= fails the test."""
-    pack = pack_host(host)
-    monkeypatch.setattr(pack.ConceptInsertionGuider, "predict_noise", guarded(pack.ConceptInsertionGuider.predict_noise))
-    monkeypatch.setattr(pack, "concept_insertion_sample", guarded(pack.concept_insertion_sample))
+    glue = host.glue("insertion")
+    monkeypatch.setattr(glue.ConceptInsertionGuider, "predict_noise", guarded(glue.ConceptInsertionGuider.predict_noise))
+    monkeypatch.setattr(glue, "concept_insertion_sample", guarded(glue.concept_insertion_sample))
 
 
 def _demo(host, dtype=None):
     import nodes as core
-    model, clip, _ = pack_host(host).load_demo(demo_model.WEIGHTS_FILE, dtype)
+    model, clip, _ = host.glue("demo").load_demo(demo_model.WEIGHTS_FILE, dtype)
     enc = lambda text: core.CLIPTextEncode().encode(clip, text)[0]
     return core, model, enc("a red circle on the left"), enc("a blue square on the right"), enc("")
 
@@ -103,7 +103,7 @@ def test_default_max_batch_follows_free_memory(host):
     """The device policy: 64 rows for small latents, fewer as ComfyUI's memory estimate of a cond +
     uncond batch grows past half the free memory, never below 1."""
     import comfy.model_management as mm
-    pack = pack_host(host)
+    pack = host.glue("sampling")
     _, model, *_ = _demo(host)
     assert pack.max_batch_for_device(model, (4, 8, 8)) == pack.MAX_BATCH_CAP
     free = mm.get_free_memory(model.load_device)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from pci_core import schedule
 from pci_core.demo import demo_model
 
 # >= 10 samplers: plain, ancestral, SDE (Brownian tree), multistep, uni_pc, heun, every _cfg_pp kind,
@@ -16,8 +17,10 @@ SAMPLERS = ["euler", "euler_ancestral", "dpmpp_2m_sde", "dpmpp_sde", "uni_pc", "
             "euler_ancestral_cfg_pp", "dpmpp_2m_cfg_pp", "res_multistep_ancestral_cfg_pp", "dpm_adaptive"]
 
 
-def _host_module(host):
-    return sys.modules[host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"].__module__].host
+def _sweep(host, model, neg, steps, cfg, sampler, max_batch, base, concept, latent, seeds, ks):
+    """The pack's sweep glue (nodes/host/sweep.py): latents (S, K, ...) and sigmas of every branch."""
+    run = host.glue("sampling").Sampling(model, neg, steps, cfg, sampler, "normal", max_batch)
+    return host.glue("sweep").sweep_latents(run, base, concept, latent, seeds, ks)
 
 
 def _parts(host):
@@ -29,14 +32,12 @@ def _parts(host):
 
 
 def test_every_branch_equals_concept_insertion_sampler(host, inference):
-    hm = _host_module(host)
     node = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
     model, vae, base, concept, neg, latent = _parts(host)
     seeds, ks, steps, cfg = [3, 11], [0, 2, 3, 5], 5, 3.0
     worst = {}
-    for sampler in SAMPLERS:
-        latents, sigmas = hm.sweep_latents(model, base, concept, neg, latent, seeds, ks, steps, cfg, sampler, "normal",
-                                           max_batch=3)  # chunked calls: 3 rows at most
+    for sampler in SAMPLERS:  # chunked calls: 3 rows at most
+        latents, sigmas = _sweep(host, model, neg, steps, cfg, sampler, 3, base, concept, latent, seeds, ks)
         assert latents.shape == (2, 4, 4, 8, 8) and len(sigmas) == steps + 1
         for i, seed in enumerate(seeds):
             for j, k in enumerate(ks):
@@ -53,16 +54,15 @@ def test_without_the_protections_branches_differ(host, inference):
     against, measured (printed for the README) and asserted to matter."""
     import comfy.samplers
     from comfy import sample
-    hm = _host_module(host)
     node = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
     model, vae, base, concept, neg, latent = _parts(host)
     seeds, ks, steps, cfg = [3, 11], [0, 2, 3, 6], 6, 3.0
     S, K = len(seeds), len(ks)
 
     def naive(sampler):  # one mixed batch through the plain guider and ComfyUI's own sampler
-        sigmas = hm.sampler_sigmas(model, steps, sampler, "normal", 1.0)
-        bounds = torch.tensor([hm.schedule.insertion_boundary(sigmas, k) for k in ks], dtype=torch.float64).repeat(S)
-        guider = hm.ConceptInsertionGuider(model, base, concept, neg, cfg, bounds, torch.arange(S).repeat_interleave(K))
+        sigmas = host.glue("sampling").Sampling(model, neg, steps, cfg, sampler, "normal").sigmas()
+        bounds = torch.tensor([schedule.insertion_boundary(sigmas, k) for k in ks], dtype=torch.float64).repeat(S)
+        guider = host.glue("insertion").ConceptInsertionGuider(model, base, concept, neg, cfg, bounds, torch.arange(S).repeat_interleave(K))
         noise = torch.cat([sample.prepare_noise(latent["samples"], s) for s in seeds]).repeat_interleave(K, 0)
         out = guider.sample(noise, latent["samples"].repeat(S * K, 1, 1, 1), comfy.samplers.sampler_object(sampler),
                             sigmas, disable_pbar=True, seed=seeds[0])
@@ -86,8 +86,7 @@ def test_without_the_protections_branches_differ(host, inference):
     try:
         for sampler in ["euler", "dpmpp_2m"]:
             found[f"no batch-size padding in the UNet, {sampler}"] = diff(
-                hm.sweep_latents(model, base, concept, neg, latent, seeds, ks, steps, cfg, sampler, "normal", None)[0],
-                sampler)
+                _sweep(host, model, neg, steps, cfg, sampler, S * K, base, concept, latent, seeds, ks)[0], sampler)
     finally:
         unet_module.MIN_ROWS = saved
     print("\nmax |branch - ConceptInsertionSampler| without protection:")

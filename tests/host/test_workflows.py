@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_api import CANVAS_ONLY, fresh_run_names, node_info, to_api, widget_inputs
+from tools.workflow_api import CANVAS_ONLY, fresh_run_names, node_info, to_api, widget_inputs
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
@@ -44,7 +44,7 @@ def object_info(host):
 
 @pytest.fixture(scope="module")
 def pack_nodes(host):
-    from comfy_host import PACK_NAME
+    from pci_cluster.headless import PACK_NAME
     return {name: cls for name, cls in host.nodes.NODE_CLASS_MAPPINGS.items()
             if getattr(cls, "RELATIVE_PYTHON_MODULE", "").endswith(PACK_NAME)}
 
