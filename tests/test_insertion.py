@@ -1,11 +1,27 @@
-"""The branching engine on the real demo model: every branch equals its own one-pass run."""
+"""The branching engine on the real demo model against an independent plain loop
+(pci_core.demo.reference: switches by step index, its own sampler updates, no engine code).
+
+What is exact and what is float noise (README "Exactness of the switch"):
+- at the same batch layout (the engine at max_batch=1 against the loop at batch 1; a sweep over one k
+  against the loop with those seeds in one batch) the latents are equal bit for bit, at any number of
+  torch threads;
+- at the engine's own layout (many branches per model call) CPU kernels round differently per batch
+  size: every rule-judge decision is the same, and the latents differ by float noise below TOLERANCE
+  (measured for these cases: at most 1.2e-5 at one torch thread, 0 at two; printed by the tests, -s).
+Shifting the switch by one step moves every branch here by 0.089 or more (max |diff| per branch), far
+above TOLERANCE; a test checks that margin.
+"""
 import pytest
 import torch
 
 from pci_core import insertion
-from pci_core.demo import demo_model, pipeline
+from pci_core.demo import demo_model, pipeline, reference
+from pci_core.demo.judge import RuleJudge
+from pci_core.demo.sweep import default_judge_text
 
 BASE, CONCEPT = "a red circle", "a blue square"
+SEEDS, KS = [4, 17], [0, 1, 3, 5, 7, 8]
+TOLERANCE = 1e-4  # measured float noise at the engine's layout, these cases: <= 1.2e-5 (1 thread), 0 (2 threads)
 
 
 @pytest.fixture(scope="module")
@@ -13,77 +29,75 @@ def model():
     return demo_model.load()
 
 
-def one_pass(model, seed, k, settings):
-    """The switched run of one seed alone: its own batch-1 sampler call."""
-    return pipeline.insertion_latents(model, BASE, CONCEPT, [seed], [k], settings)[0, 0]
+def ref(model, seeds, k, settings, base=BASE, concept=CONCEPT):
+    return reference.reference_run(model, base, concept, seeds, k, settings)
 
 
-# ---------------------------------------------------------------- an independent reference
+def loop(model, seeds, ks, settings, base=BASE, concept=CONCEPT):
+    """(S, K, ...) of the paper's loop: every seed and k its own batch-1 reference run."""
+    return reference.official_loop(model, base, concept, seeds, ks, settings)
 
-def reference_run(model, seed, k, settings):
-    """The switched run written out as a plain loop: step i < k denoises with the base prompt, every
-    later step with the concept, picked by the step index alone (no sigma boundary, no branching, no
-    pci_core.samplers); noise drawn from the seed as ComfyUI draws it for a batch of one."""
-    denoise_with = pipeline.cfg_denoise_with(model, BASE, CONCEPT, "", settings.cfg)
-    sigmas = pipeline.sigmas_for(settings)
-    x = torch.randn((1, *pipeline.LATENT_SHAPE), generator=torch.Generator().manual_seed(seed))
-    x = x * (1.0 + float(sigmas[0]) ** 2) ** 0.5  # a full denoise starts at sqrt(1 + sigma_max^2)
-    noise = torch.Generator().manual_seed(seed)  # the ancestral stream restarts from the seed
-    old_denoised = None
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise_with(x, sigma * x.new_ones([1]), i >= k)
-        if settings.sampler == "euler":
-            x = x + (x - denoised) / sigma * (sigma_next - sigma)
-        elif settings.sampler == "euler_ancestral":
-            sigma_up = min(sigma_next, (sigma_next ** 2 * (sigma ** 2 - sigma_next ** 2) / sigma ** 2) ** 0.5)
-            sigma_down = (sigma_next ** 2 - sigma_up ** 2) ** 0.5
-            if sigma_down == 0:
-                x = denoised
-            else:
-                x = x + (x - denoised) / sigma * (sigma_down - sigma)
-                x = x + torch.randn((1, *pipeline.LATENT_SHAPE), generator=noise) * sigma_up
-        else:  # dpmpp_2m: second order from the previous step's denoised (first order on the first and last)
-            t, t_next = -sigma.log(), -sigma_next.log()
-            h = t_next - t
-            if old_denoised is not None and sigma_next != 0:
-                r = (t - (-sigmas[i - 1].log())) / h
-                denoised_d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * old_denoised
-            else:
-                denoised_d = denoised
-            x = ((-t_next).exp() / (-t).exp()) * x - (-h).expm1() * denoised_d
-            old_denoised = denoised
-    return x[0]
 
+def decisions(model, latents, judge_text=default_judge_text(BASE, CONCEPT)):
+    images = model.decode(latents.reshape(-1, *latents.shape[-3:]))
+    return (RuleJudge().score(images, judge_text) >= 0.5).reshape(latents.shape[:-3])
+
+
+def report_noise(what, diff):
+    print(f"\n  float noise {what}, {torch.get_num_threads()} torch thread(s): max |diff| = {diff:.2e}")
+
+
+# ---------------------------------------------------------------- the same batch layout: bit for bit
 
 @pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "dpmpp_2m"])
-def test_every_branch_equals_a_plain_loop_that_switches_at_step_k(model, sampler):
+def test_at_batch_1_every_branch_equals_the_plain_loop_bit_for_bit(model, sampler):
     settings = pipeline.SamplerSettings(steps=8, sampler=sampler)
-    seeds, ks = [4, 17], [0, 1, 3, 5, 7, 8]
-    swept = pipeline.insertion_latents(model, BASE, CONCEPT, seeds, ks, settings)
-    for i, seed in enumerate(seeds):
-        for j, k in enumerate(ks):
-            assert torch.equal(swept[i, j], reference_run(model, seed, k, settings)), (sampler, seed, k)
+    swept = pipeline.insertion_latents(model, BASE, CONCEPT, SEEDS, KS, settings, max_batch=1)
+    expected = loop(model, SEEDS, KS, settings)
+    for i, seed in enumerate(SEEDS):
+        for j, k in enumerate(KS):
+            assert torch.equal(swept[i, j], expected[i, j]), (sampler, seed, k, (swept[i, j] - expected[i, j]).abs().max())
     assert not torch.equal(swept[0, 2], swept[0, 3])  # the insertion step changes the result
 
 
 @pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "dpmpp_2m"])
-def test_every_branch_equals_its_one_pass_run(model, sampler):
+def test_a_sweep_over_one_k_equals_the_plain_loop_over_the_same_seeds_bit_for_bit(model, sampler):
+    """The loop with its seeds in one batch sends the model the same rows as the engine over one k."""
     settings = pipeline.SamplerSettings(steps=8, sampler=sampler)
-    seeds, ks = [4, 17], [0, 1, 3, 5, 8]
-    swept = pipeline.insertion_latents(model, BASE, CONCEPT, seeds, ks, settings)
-    for i, seed in enumerate(seeds):
-        for j, k in enumerate(ks):
-            assert torch.equal(swept[i, j], one_pass(model, seed, k, settings)), (sampler, seed, k)
+    seeds = [4, 17, 3]
+    for k in (0, 3, 8):
+        assert torch.equal(pipeline.insertion_latents(model, BASE, CONCEPT, seeds, [k], settings)[:, 0],
+                           ref(model, seeds, k, settings)), (sampler, k)
+
+
+# ---------------------------------------------------------------- the engine's own layout: decisions exact
+
+@pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "dpmpp_2m"])
+def test_every_branch_makes_the_plain_loops_decision_within_float_noise(model, sampler):
+    settings = pipeline.SamplerSettings(steps=8, sampler=sampler)
+    swept = pipeline.insertion_latents(model, BASE, CONCEPT, SEEDS, KS, settings)
+    expected = loop(model, SEEDS, KS, settings)
+    diff = (swept - expected).abs().max().item()
+    report_noise(f"engine vs plain loop, {sampler}", diff)
+    assert diff <= TOLERANCE, f"{sampler}: engine and plain loop differ by {diff:.2e} > {TOLERANCE:.0e}"
+    assert torch.equal(decisions(model, swept), decisions(model, expected))
+    # the tolerance tells a one-step shift apart: the loop switching at k + 1 is far from the branch at k
+    for j, k in enumerate(KS[:-1]):
+        late = ref(model, SEEDS, k + 1, settings)
+        assert (late - swept[:, j]).abs().amax(dim=(1, 2, 3)).min() > 100 * TOLERANCE, (sampler, k)
 
 
 def test_k0_is_the_concept_run_and_k_steps_the_base_run(model):
     settings = pipeline.SamplerSettings(steps=8)
+    concept_only = ref(model, [2], 8, settings, CONCEPT, CONCEPT)[0]  # one prompt: the switch changes nothing
+    base_only = ref(model, [2], 8, settings, BASE, BASE)[0]
+    exact = pipeline.insertion_latents(model, BASE, CONCEPT, [2], [0, 8], settings, max_batch=1)
+    assert torch.equal(exact[0, 0], concept_only) and torch.equal(exact[0, 1], base_only)
     swept = pipeline.insertion_latents(model, BASE, CONCEPT, [2], [0, 8], settings)
-    concept_only = pipeline.insertion_latents(model, CONCEPT, CONCEPT, [2], [8], settings)[0, 0]
-    base_only = pipeline.insertion_latents(model, BASE, BASE, [2], [8], settings)[0, 0]
-    assert torch.equal(swept[0, 0], concept_only) and torch.equal(swept[0, 1], base_only)
-    assert not torch.equal(swept[0, 0], swept[0, 1])
+    diff = max((swept[0, 0] - concept_only).abs().max().item(), (swept[0, 1] - base_only).abs().max().item())
+    report_noise("k = 0 / k = T vs the one-prompt runs", diff)
+    assert diff <= TOLERANCE
+    assert (swept[0, 0] - swept[0, 1]).abs().max() > 100 * TOLERANCE
 
 
 def test_shared_prefix_evaluates_each_distinct_row_once(model):
@@ -97,20 +111,28 @@ def test_shared_prefix_evaluates_each_distinct_row_once(model):
     assert counter.rows / naive < 0.6
 
 
-def test_max_batch_bounds_each_call_without_changing_results(model):
+def test_max_batch_bounds_each_call_and_the_results_stay_the_plain_loops(model):
     settings = pipeline.SamplerSettings(steps=6, sampler="euler_ancestral")
     seeds, ks = [1, 2, 3], [0, 2, 4, 6]
     free = pipeline.insertion_latents(model, BASE, CONCEPT, seeds, ks, settings)
     counter = insertion.EvalCounter()
     bounded = pipeline.insertion_latents(model, BASE, CONCEPT, seeds, ks, settings, max_batch=3, counter=counter)
-    assert max(counter.per_call) <= 3
-    assert torch.equal(free, bounded)
+    assert max(counter.per_call) <= 3 and counter.rows == sum(counter.per_call)
+    expected = loop(model, seeds, ks, settings)
+    diff = max((free - expected).abs().max().item(), (bounded - expected).abs().max().item())
+    report_noise("max_batch 3 and unbounded vs plain loop", diff)
+    assert diff <= TOLERANCE
+    assert torch.equal(decisions(model, bounded), decisions(model, expected))
 
 
 def test_without_cfg_the_engine_still_branches(model):
     settings = pipeline.SamplerSettings(steps=6, cfg=1.0)
+    exact = pipeline.insertion_latents(model, BASE, CONCEPT, [9], [2, 4], settings, max_batch=1)
+    assert torch.equal(exact[0, 1], ref(model, [9], 4, settings)[0]) and torch.equal(exact[0, 0], ref(model, [9], 2, settings)[0])
     swept = pipeline.insertion_latents(model, BASE, CONCEPT, [9], [2, 4], settings)
-    assert torch.equal(swept[0, 1], one_pass(model, 9, 4, settings))
+    diff = (swept[0] - exact[0]).abs().max().item()
+    report_noise("cfg 1 vs plain loop", diff)
+    assert diff <= TOLERANCE and (swept[0, 0] - swept[0, 1]).abs().max() > 100 * TOLERANCE
 
 
 def test_insert_step_accepts_steps_and_fractions_and_names_bad_values():
