@@ -115,9 +115,24 @@ def read_results(path: Path) -> tuple[dict, list[int], np.ndarray]:
         raise bad(f"every record needs {len(header['ks'])} scores and decisions (one per k)")
     if len(set(seeds)) != len(seeds):
         raise bad("a seed appears twice")
+    if not np.isfinite(scores).all():
+        row, col = (int(i) for i in np.argwhere(~np.isfinite(scores))[0])
+        raise bad(f"seed {seeds[row]} has the score {scores[row, col]} at k={header['ks'][col]}; every score must "
+                  "be a finite number")
     if decisions and not np.array_equal(np.array(decisions, dtype=bool), scores >= header["threshold"]):
         raise bad(f"the decisions are not score >= threshold {header['threshold']}")
     return header, seeds, scores
+
+
+def read_json(path, what: str, expected: str = ""):
+    """A JSON file's content; ValueError naming the file (as `what`) when it is missing or not JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what} {str(path)!r} does not exist (or is not a file)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{what} {str(path)!r} is not JSON ({e}){'; expected ' + expected if expected else ''}") from None
 
 
 _RUN_NAME = re.compile(r"[\w\-. ]+")

@@ -58,3 +58,61 @@ def test_cis_resumes_its_out_folder_and_refuses_other_settings(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "settings.cfg" in err and "nothing was overwritten" in err and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in resumed.iterdir()} == before
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_bad_inputs_end_in_one_line_naming_them_before_any_work(tmp_path, capsys, monkeypatch):
+    """Each case is refused before the model is loaded or anything is computed (demo_model.load would
+    raise here), with one line naming the input, exit 2, and nothing written."""
+    from pci_core import cli
+    from pci_core.demo import demo_model
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    monkeypatch.setattr(demo_model, "load", lambda *a, **k: (_ for _ in ()).throw(AssertionError("work was done")))
+    cases = [
+        (["cis", "--out", str(a_file)], "--out"),
+        (["cis", "--out", str(a_file / "run")], "is a file"),
+        (["demo", "--out", str(a_file)], "--out"),
+        (["study", "pci_core/demo/taxonomy.json", "--out", str(a_file)], "--out"),
+        (["merge", str(tmp_path), "--out", str(a_file)], "--out"),
+        (["cis", "--n", "0", "--out", str(tmp_path / "c")], "--n=0"),
+        (["demo", "--n", "0", "--out", str(tmp_path / "d")], "--n=0"),
+        (["study", "pci_core/demo/taxonomy.json", "--n", "0", "--out", str(tmp_path / "s")], "--n=0"),
+        (["cis", "--seed", "-3", "--out", str(tmp_path / "c")], "--seed=-3"),
+        (["demo", "--seed", "-1", "--out", str(tmp_path / "d")], "--seed=-1"),
+        (["cis", "--cfg", "nan", "--out", str(tmp_path / "c")], "--cfg=nan"),
+        (["cis", "--cfg", "-1", "--out", str(tmp_path / "c")], "--cfg=-1"),
+        (["cis", "--steps", "0", "--out", str(tmp_path / "c")], "--steps=0"),
+        (["cis", "--sampler", "heun", "--out", str(tmp_path / "c")], "--sampler 'heun'"),
+        (["fidelity", "--samples", "0"], "--samples=0"),
+        (["edit-eval", "--seeds", "0"], "--seeds=0"),
+        (["edit-eval", "--edits", "colour,hue"], "--edits hue"),
+        (["train", "--out", str(tmp_path)], "is a folder"),
+    ]
+    for argv, named in cases:
+        assert cli.main(argv) == 2, argv
+        line = _one_error_line(capsys)
+        assert named in line, (argv, line)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing made
+
+
+def test_weights_that_are_not_the_demo_model_are_named(tmp_path, capsys):
+    from pci_core import cli
+    not_safetensors = tmp_path / "weights.safetensors"
+    not_safetensors.write_bytes(b"\x00" * 64)
+    assert cli.main(["demo", "--weights", str(not_safetensors), "--out", str(tmp_path / "d")]) == 2
+    line = _one_error_line(capsys)
+    assert "--weights" in line and "not a safetensors file" in line and str(not_safetensors) in line
+    from safetensors.torch import save_file
+    import torch
+    other = tmp_path / "other.safetensors"
+    save_file({"unet.conv_in.weight": torch.zeros(1)}, str(other))
+    assert cli.main(["demo", "--weights", str(other), "--out", str(tmp_path / "d")]) == 2
+    assert "do not fit the demo model" in _one_error_line(capsys)
+    assert cli.main(["demo", "--weights", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "d")]) == 2
+    assert "'missing.safetensors' not found in folder" in _one_error_line(capsys)

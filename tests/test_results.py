@@ -68,7 +68,8 @@ def test_other_settings_under_the_same_folder_are_refused_and_nothing_changes(tm
     assert files(tmp_path) == before
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not json", "other format", "decisions disagree", "short record"])
+@pytest.mark.parametrize("damage", ["truncated", "not json", "other format", "decisions disagree", "short record",
+                                    "NaN score"])
 def test_a_damaged_results_json_is_named_and_left_as_it_is(tmp_path, damage):
     results.RunStore(tmp_path, header()).add([0, 1], scores_for([0, 1]))
     path = tmp_path / "results.json"
@@ -83,6 +84,9 @@ def test_a_damaged_results_json_is_named_and_left_as_it_is(tmp_path, damage):
     elif damage == "decisions disagree":
         data["records"][0]["decisions"][0] = not data["records"][0]["decisions"][0]
         text = json.dumps(data)
+    elif damage == "NaN score":  # NaN >= threshold is False, so a 'no' decision beside it looks consistent
+        data["records"][1]["scores"][2], data["records"][1]["decisions"][2] = float("nan"), False
+        text = json.dumps(data)
     else:
         data["records"][1]["scores"] = data["records"][1]["scores"][:2]
         text = json.dumps(data)
@@ -91,6 +95,8 @@ def test_a_damaged_results_json_is_named_and_left_as_it_is(tmp_path, damage):
     with pytest.raises(ValueError, match="results.json") as e:
         results.RunStore(tmp_path, header())
     assert str(path) in str(e.value) and "left as it is" in str(e.value)
+    if damage == "NaN score":
+        assert "seed 1 has the score nan at k=" in str(e.value)
     with pytest.raises(ValueError, match="results.json"):
         results.merge_runs([tmp_path])
     assert files(tmp_path) == before

@@ -267,11 +267,19 @@ def load(path: str | Path | None = None) -> DemoModel:
     if not path.is_file():
         raise FileNotFoundError(f"demo model weights {path.name!r} not found in folder {str(path.parent)!r}; "
                                 f"train them with `python -m pci_core train` or restore the shipped file")
-    weights = load_file(str(path))
+    from safetensors import SafetensorError
+    try:
+        weights = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"demo model weights {str(path)!r} are not a safetensors file ({e})") from None
     model = build_model()
     for name, module in model.modules().items():
         prefix = name + "."
-        module.load_state_dict({k[len(prefix):]: v.float() for k, v in weights.items() if k.startswith(prefix)})
+        try:
+            module.load_state_dict({k[len(prefix):]: v.float() for k, v in weights.items() if k.startswith(prefix)})
+        except RuntimeError as e:
+            raise ValueError(f"demo model weights {str(path)!r} do not fit the demo model's {name} "
+                             f"({str(e).splitlines()[0]})") from None
         module.eval().requires_grad_(False)
     return model
 
