@@ -29,7 +29,7 @@ DEMO_BASE = "a large red circle on the left on a black background"
 DEMO_CONCEPT = "a large blue circle on the left on a black background"
 SD15_BASE, SD15_CONCEPT = "a photo of a person", "a photo of an old person"
 SD15_NEGATIVE = "blurry, lowres"
-EXAMPLE_INPUT = "pci_example_input.png"  # a demo-world picture shipped in workflows/ (the tests copy it to input/)
+EXAMPLE_INPUT = "pci_example_input.png"  # a demo-world picture shipped in workflows/ (the pack copies it to input/)
 
 DEMO_NOTE = ("Runs on the PCI demo model (shipped, 64x64 pictures of shapes), in seconds on a CPU.\n"
              "Your own checkpoint: replace 'PCI Demo Model' with Load Checkpoint (MODEL, CLIP, VAE to the "
@@ -55,11 +55,14 @@ def sd15_model(g: Graph):
     return g.add("CheckpointLoaderSimple", 0, ckpt_name=SD15_CHECKPOINT)
 
 
-def prompts(g: Graph, clip, base: str, concept: str, negative: str = ""):
-    """base, concept and negative conditionings (column 1)."""
-    return (g.add("CLIPTextEncode", 1, "base prompt", 360, clip=clip, text=base)[0],
-            g.add("CLIPTextEncode", 1, "concept prompt", 360, clip=clip, text=concept)[0],
-            g.add("CLIPTextEncode", 1, "negative prompt", 360, clip=clip, text=negative)[0])
+def prompts(g: Graph, clip, base: str, concept: str, negative: str = "", like_base: bool = False):
+    """base, concept and negative conditionings (column 1); like_base: the concept through PCI Concept
+    Encode (the base's extras copied: FluxGuidance's guidance, SDXL sizes, ...)."""
+    base_cond = g.add("CLIPTextEncode", 1, "base prompt", 360, clip=clip, text=base)[0]
+    concept_cond = (g.add("PCIConceptEncode", 1, "concept prompt (encoded like the base)", 360, clip=clip,
+                          base=base_cond, text=concept)[0] if like_base else
+                    g.add("CLIPTextEncode", 1, "concept prompt", 360, clip=clip, text=concept)[0])
+    return base_cond, concept_cond, g.add("CLIPTextEncode", 1, "negative prompt", 360, clip=clip, text=negative)[0]
 
 
 def rule_judge(g: Graph, column: int):
@@ -77,9 +80,10 @@ def model_and_note(g: Graph, sd15: bool, extra: str = ""):
     return loader
 
 
-def example_prompts(g: Graph, clip, sd15: bool):
+def example_prompts(g: Graph, clip, sd15: bool, like_base: bool = False):
     """The workflows' base, concept and negative conditionings."""
-    return prompts(g, clip, *((SD15_BASE, SD15_CONCEPT, SD15_NEGATIVE) if sd15 else (DEMO_BASE, DEMO_CONCEPT, "")))
+    return prompts(g, clip, *((SD15_BASE, SD15_CONCEPT, SD15_NEGATIVE) if sd15 else (DEMO_BASE, DEMO_CONCEPT, "")),
+                   like_base=like_base)
 
 
 def image_latent(g: Graph, sd15: bool, batch: int = 1):
@@ -94,9 +98,13 @@ def judge_for(g: Graph, sd15: bool, column: int):
 # ------------------------------------------------------------------------------------------ workflows
 
 def concept_insertion(g: Graph, sd15: bool = False):
-    """ConceptInsertionSampler: base prompt for the first k steps, concept prompt after."""
+    """ConceptInsertionSampler: base prompt for the first k steps, concept prompt after (the concept encoded
+    like the base, as a FLUX or SDXL graph needs it)."""
     loader = model_and_note(g, sd15)
-    base, concept, negative = example_prompts(g, loader[1], sd15)
+    base, concept, negative = example_prompts(g, loader[1], sd15, like_base=True)
+    g.note("PCI Concept Encode makes the concept prompt carry whatever the base carries besides its text "
+           "(FLUX: put FluxGuidance on the base, before it; SDXL: use CLIPTextEncodeSDXL for the base): PCI "
+           "changes the words only, and the samplers warn when base and concept differ in more.", 1)
     latent = image_latent(g, sd15, batch=2)
     g.note("insert_step k: the first k steps use the base prompt, the rest the concept. k = 0 is the "
            "concept alone, k = steps the base alone. Same seeds, two insertion steps: early (k = 2) the "
@@ -190,8 +198,8 @@ def best_timestep_edit(g: Graph, sd15: bool = False, image: bool = False):
     or (image=True) on an input picture, inverted with the source prompt to step k."""
     loader = model_and_note(g, sd15, "" if not image else (
         "\n\nThe input image: upload yours in Load Image (" + ("512x512 for SD1.5" if sd15 else
-        "the demo model reads 64x64 pictures of the demo world; the example is workflows/" + EXAMPLE_INPUT +
-        ", copy it into ComfyUI/input") + ")."))
+        "the demo model reads 64x64 pictures of the demo world; the example, workflows/" + EXAMPLE_INPUT +
+        ", is put into ComfyUI/input when the pack loads") + ")."))
     source, edit, negative = example_prompts(g, loader[1], sd15)
     latent = image_latent(g, sd15)
     judge = judge_for(g, sd15, 1)
@@ -269,17 +277,16 @@ def host_object_info():
     return host, {name: node_info(cls) for name, cls in host.nodes.NODE_CLASS_MAPPINGS.items()}
 
 
-def example_input():
-    """workflows/pci_example_input.png (a rendered demo-world picture), copied into the host's input/."""
-    import shutil
-    import folder_paths
+def example_input(host):
+    """workflows/pci_example_input.png (a rendered demo-world picture), made when missing and put into the
+    host's input/ as the pack does when it loads."""
     from PIL import Image
     from pci_core.demo import demo_model, world
     path = WORKFLOWS / EXAMPLE_INPUT
     if not path.exists():
         picture = world.render(world.parse_prompt(DEMO_BASE), size=demo_model.IMAGE_SIZE)
         Image.fromarray((picture * 255).round().astype("uint8")).save(path)
-    shutil.copy(path, Path(folder_paths.get_input_directory()) / EXAMPLE_INPUT)
+        host.glue("examples").install_example_inputs()
 
 
 def build(make, object_info) -> tuple[dict, str]:
@@ -352,7 +359,7 @@ def main():
     parser.add_argument("--only", nargs="+", help="thumbnails of these workflows only (the JSON is always rewritten)")
     args = parser.parse_args()
     host, object_info = host_object_info()
-    example_input()
+    example_input(host)
     for name, make in {**DEMO_WORKFLOWS, **SD15_WORKFLOWS}.items():
         workflow, thumb_rows = build(make, object_info)
         (WORKFLOWS / f"{name}.json").write_text(json.dumps(workflow, indent=1) + "\n")

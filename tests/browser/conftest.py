@@ -45,13 +45,11 @@ def artifacts() -> Path:
 @pytest.fixture(scope="session")
 def server(artifacts):
     """ComfyUI on 127.0.0.1:<free port>, CPU, a fresh base directory with this pack linked into
-    custom_nodes, the example input image in input/, and the first-run template dialog turned off."""
+    custom_nodes, an empty input/, and the first-run template dialog turned off."""
     base = Path(tempfile.mkdtemp(prefix="pci_browser_base_"))
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / PACK_NAME).symlink_to(REPO, target_is_directory=True)
-    (base / "input").mkdir()
-    for image in (REPO / "workflows").glob("*_input.png"):
-        shutil.copy(image, base / "input" / image.name)
+    (base / "input").mkdir()  # empty: the pack puts its example pictures there when it loads
     (base / "user" / "default").mkdir(parents=True)
     (base / "user" / "default" / "comfy.settings.json").write_text(json.dumps({"Comfy.TutorialCompleted": True}))
     port = free_port()

@@ -29,12 +29,24 @@ def errors_of(events):
     return [d for e, d in events if e in ("execution_error", "validation_error")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def example_inputs(host):
-    """The example pictures the image-editing workflows load (workflows/*_input.png) in ComfyUI's input/."""
+def test_loading_the_pack_puts_the_example_pictures_in_the_input_folder(host, tmp_path):
+    """What lets edit_input_image_demo run when queued on a ComfyUI that has never seen the pack: the pack
+    copies workflows/*_input.png into ComfyUI's input folder when it loads, and leaves a file of the same
+    name alone (the browser tier queues the workflow on a fresh ComfyUI)."""
     import folder_paths
-    for image in (REPO / "workflows").glob("*_input.png"):
-        shutil.copy(image, Path(folder_paths.get_input_directory()) / image.name)
+    pictures = sorted(p.name for p in (REPO / "workflows").glob("*_input.png"))
+    assert pictures == ["pci_example_input.png"]
+    assert all((Path(folder_paths.get_input_directory()) / name).is_file() for name in pictures)
+    saved = folder_paths.get_input_directory()
+    folder_paths.set_input_directory(str(tmp_path / "input"))
+    try:
+        assert host.glue("examples").install_example_inputs() == pictures
+        assert (tmp_path / "input" / pictures[0]).read_bytes() == (REPO / "workflows" / pictures[0]).read_bytes()
+        (tmp_path / "input" / pictures[0]).write_bytes(b"the user's own")
+        assert host.glue("examples").install_example_inputs() == []
+        assert (tmp_path / "input" / pictures[0]).read_bytes() == b"the user's own"
+    finally:
+        folder_paths.set_input_directory(saved)
 
 
 @pytest.fixture(scope="module")
