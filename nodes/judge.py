@@ -6,7 +6,9 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..pci_core import judges
+from ..pci_core.judges.vqa import PROTOCOLS as VQA_PROTOCOLS
 from .host import demo
+from .host import judges as host_judges
 
 JUDGE_FOLDER = "pci_judges"  # models/pci_judges: open_clip weight files and transformers model folders
 folder_paths.add_model_folder_path(JUDGE_FOLDER, os.path.join(folder_paths.models_dir, JUDGE_FOLDER))
@@ -15,9 +17,11 @@ Judge = io.Custom("PCI_JUDGE")
 
 
 def weights_choices() -> list[str]:
-    """Model folders (a config.json inside) and weight files in models/pci_judges; none for the rule judge."""
+    """Model folders (a transformers config.json, or open_clip's open_clip_config.json, inside) and weight files
+    in models/pci_judges; none for the rule judge."""
     files = folder_paths.get_filename_list(JUDGE_FOLDER)
-    folders = sorted({os.path.dirname(f) for f in files if os.path.basename(f) == "config.json" and os.path.dirname(f)})
+    folders = sorted({os.path.dirname(f) for f in files if os.path.basename(f) in ("config.json", "open_clip_config.json")
+                      and os.path.dirname(f)})
     weights = [f for f in files if os.path.splitext(f)[1].lower() in folder_paths.supported_pt_extensions
                and not any(f.startswith(d + os.sep) for d in folders)]
     return [NO_WEIGHTS] + folders + weights
@@ -31,16 +35,21 @@ class PCIJudgeLoader(io.ComfyNode):
             display_name="PCI Judge Loader",
             category="PCI",
             description="A judge that scores whether images show a concept: rule (the demo world's exact pixel "
-                        "judge), clip (open_clip zero-shot) or vqa (a vision-language model's P(yes)). Weights "
-                        "come from models/pci_judges or an explicit path; nothing is downloaded.",
+                        "judge), clip (open_clip zero-shot) or vqa (a vision-language model: P(yes), or the paper's "
+                        "A/B answer). Weights come from models/pci_judges or an explicit path; nothing is "
+                        "downloaded. ComfyUI manages the judge's memory as its own models': loaded onto the device "
+                        "to judge, offloaded when the UNet needs the room, freed by Unload models.",
             inputs=[
                 io.Combo.Input("backend", options=[demo.RULE_BACKEND, *judges.BACKENDS], default=demo.RULE_BACKEND,
                                tooltip="rule: the demo world's exact pixel judge; clip: open_clip zero-shot; "
                                        "vqa: a vision-language model's P(yes)"),
                 io.String.Input("model", default="ViT-B-32", tooltip="clip: open_clip architecture name of the "
-                                "weights (e.g. ViT-B-32, ViT-L-14); ignored by rule and vqa"),
-                io.Combo.Input("weights", options=weights_choices(), tooltip="clip: a weights file; vqa: a "
-                               "transformers model folder (both in models/pci_judges); rule: none"),
+                                "weights (e.g. ViT-B-32, ViT-L-14); a folder as open_clip publishes it (with "
+                                "open_clip_config.json) names its own; ignored by rule and vqa"),
+                io.Combo.Input("weights", options=weights_choices(), tooltip="clip: a weights file, or an open_clip "
+                               "folder as published (open_clip_config.json + open_clip_model.safetensors); vqa: a "
+                               "transformers model folder, e.g. Qwen2.5-VL-3B-Instruct (all in models/pci_judges); "
+                               "rule: none"),
                 io.Combo.Input("device", options=["auto", "cpu", "cuda"], default="auto",
                                tooltip="auto: ComfyUI's main device; a device this machine lacks is an "
                                        "error that lists the available ones"),
@@ -48,25 +57,28 @@ class PCIJudgeLoader(io.ComfyNode):
                                 tooltip="An explicit file (clip) or folder (vqa) path; overrides weights"),
                 io.String.Input("template", optional=True, default="", tooltip="clip: prompt templates with {}, "
                                 "separated by | (default 'a photo of {}.'); vqa: the question with {concept}"),
+                io.Combo.Input("vqa_protocol", optional=True, options=list(VQA_PROTOCOLS), default=VQA_PROTOCOLS[0],
+                               tooltip="vqa: p(yes) = the probability of 'yes' from the answer logits (a soft score); "
+                                       "official = the paper's judge: A = YES / B = NO, one greedy token, a yes/no "
+                                       "(score 1 or 0)"),
             ],
             outputs=[Judge.Output(display_name="judge", tooltip="The loaded judge, for CIS Judge")],
         )
 
     @classmethod
-    def execute(cls, backend, model, weights, device, weights_path="", template="") -> io.NodeOutput:
-        device = comfy.model_management.get_torch_device() if device == "auto" else judges.check_device(device)
+    def execute(cls, backend, model, weights, device, weights_path="", template="",
+                vqa_protocol=VQA_PROTOCOLS[0]) -> io.NodeOutput:
         if backend == demo.RULE_BACKEND:
+            judges.check_device(comfy.model_management.get_torch_device() if device == "auto" else device)
             return io.NodeOutput(demo.rule_judge())
-        options = {}
+        options = {"protocol": vqa_protocol} if backend == "vqa" else {}
         if template.strip() and backend == "clip":
             options["templates"] = [t.strip() for t in template.split("|")]
         elif template.strip() and backend == "vqa":
             options["question"] = template.strip()
-        judge = judges.load_judge(
-            backend, model=model, weights=weights_path.strip() or (None if weights == NO_WEIGHTS else weights),
-            device=device,
-            search_dirs=folder_paths.get_folder_paths(JUDGE_FOLDER), **options)
-        return io.NodeOutput(judge)
+        return io.NodeOutput(host_judges.load(backend, model, weights_path.strip() or (None if weights == NO_WEIGHTS
+                                                                                       else weights),
+                                              device, folder_paths.get_folder_paths(JUDGE_FOLDER), **options))
 
 
 class CISJudge(io.ComfyNode):

@@ -102,6 +102,26 @@ def check_templates(templates: Any, slot: str, name: str) -> tuple[str, ...]:
     return templates
 
 
+class JudgeModel:
+    """A judge's network, loaded once per (backend, weights, device, dtype) and shared by every judge over
+    it: prompt templates and questions belong to the judge, not to the weights, so a new template never
+    loads another copy. place() answers, before every batch, the device to run it on: the module's own by
+    default; a host that manages memory (the pack's ComfyUI glue: comfy.model_management) sets `placement`
+    to load the module there first and to let the host offload it when other models need the room."""
+
+    def __init__(self, module: torch.nn.Module, device: torch.device, offload: torch.device | None = None,
+                 dtype: torch.dtype | None = None):
+        """module kept on `offload` when given (a host places it on `device` itself), else moved to device;
+        dtype: what it computes in (default: its first weight's; open_clip keeps some weights in float32)."""
+        self.module = module.to(offload or device).eval().requires_grad_(False)
+        self.device = device
+        self.dtype = dtype or next(module.parameters()).dtype
+        self.placement = None  # () -> torch.device, set by a host
+
+    def place(self) -> torch.device:
+        return self.device if self.placement is None else self.placement()
+
+
 class Judge:
     """Base of every judge: checks inputs, then asks the backend's _score for (B,) scores in [0, 1]
     (checked, never clamped: a score outside [0, 1] or NaN is a RuntimeError naming the backend)."""

@@ -4,13 +4,14 @@ over prompt templates. open_clip is imported only here."""
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from .base import DEFAULT_CLIP_TEMPLATES, DEFAULT_CONTRAST, Judge, check_device, check_templates, require
+from .base import DEFAULT_CLIP_TEMPLATES, DEFAULT_CONTRAST, Judge, JudgeModel, check_device, check_templates, require
 from .weights import _state_dict_mismatch, read_state_dict
 
 
@@ -50,51 +51,60 @@ def _resize_keep_ratio(rule):
     return resize
 
 
+class ClipModel(JudgeModel):
+    """An open_clip network with its tokenizer and its own eval preprocessing (shared by ClipJudges)."""
+
+    def __init__(self, module: torch.nn.Module, tokenizer, device, arch: str, offload=None, dtype=None):
+        open_clip = require("open_clip", "open_clip_torch", "clip")
+        super().__init__(module, check_device(device), offload, dtype)
+        self.tokenizer, self.arch = tokenizer, arch
+        self.preprocess = _tensor_preprocess(open_clip.get_model_preprocess_cfg(module))
+
+
 class ClipJudge(Judge):
     """softmax([s * cos(image, concept), s * cos(image, contrast)])[0], s the model's logit scale."""
 
     name = "clip"
 
-    def __init__(self, model: torch.nn.Module, tokenizer, templates: Sequence[str] = DEFAULT_CLIP_TEMPLATES,
-                 device: str | torch.device = "cpu", batch_size: int = 32, arch: str = "?"):
-        open_clip = require("open_clip", "open_clip_torch", "clip")
-
-        self.device = check_device(device)
-        self.model = model.to(self.device).eval()
-        self.tokenizer = tokenizer
+    def __init__(self, net: ClipModel, templates: Sequence[str] = DEFAULT_CLIP_TEMPLATES, batch_size: int = 32):
+        self.net = net
         self.templates = check_templates(templates, "{}", "clip prompt templates")
         self.batch_size = int(batch_size)
-        self.arch = arch
-        self.preprocess = _tensor_preprocess(open_clip.get_model_preprocess_cfg(model))
-        self.dtype = next(model.parameters()).dtype
         self._text_cache: dict[str, torch.Tensor] = {}
 
+    model = property(lambda self: self.net.module)
+    preprocess = property(lambda self: self.net.preprocess)
+    tokenizer = property(lambda self: self.net.tokenizer)
+
     def describe(self) -> str:
-        return f"clip {self.arch} on {self.device}, templates {list(self.templates)}"
+        return f"clip {self.net.arch} on {self.net.device}, templates {list(self.templates)}"
 
     def text_embedding(self, text: str) -> torch.Tensor:
-        """(D,) unit vector: the mean over templates of normalised text embeddings, renormalised. Cached."""
+        """(D,) unit vector on the CPU: the mean over templates of normalised text embeddings, renormalised.
+        Cached (on the CPU, so the network may move between devices)."""
         if text not in self._text_cache:
-            tokens = self.tokenizer([t.replace("{}", text) for t in self.templates]).to(self.device)
+            device = self.net.place()
+            tokens = self.net.tokenizer([t.replace("{}", text) for t in self.templates]).to(device)
             with torch.no_grad():
                 per_template = self.model.encode_text(tokens, normalize=True).float()
             mean = per_template.mean(dim=0)
             if len(self._text_cache) >= 4096:  # a long session's prompts; bound the memory
                 self._text_cache.clear()
-            self._text_cache[text] = mean / mean.norm()
+            self._text_cache[text] = (mean / mean.norm()).cpu()
         return self._text_cache[text]
 
     def image_embeddings(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, D) unit vectors of images (B, H, W, 3) in [0, 1], in chunks of batch_size."""
+        """(B, D) unit vectors of images (B, H, W, 3) in [0, 1], in chunks of batch_size, on the CPU."""
         out = []
         for chunk in images.split(self.batch_size):
-            pixels = self.preprocess(chunk.to(self.device).permute(0, 3, 1, 2))
-            out.append(self.model.encode_image(pixels.to(self.dtype), normalize=True).float())
+            device = self.net.place()  # per chunk: a host may have moved the network in between
+            pixels = self.net.preprocess(chunk.to(device).permute(0, 3, 1, 2))
+            out.append(self.model.encode_image(pixels.to(self.net.dtype), normalize=True).float().cpu())
         return torch.cat(out)
 
     def _score(self, images, concept, contrast):
         texts = torch.stack([self.text_embedding(concept), self.text_embedding(contrast or DEFAULT_CONTRAST)])
-        logits = self.model.logit_scale.exp().float() * self.image_embeddings(images) @ texts.T
+        logits = self.model.logit_scale.exp().float().cpu() * self.image_embeddings(images) @ texts.T
         return logits.softmax(dim=-1)[:, 0]
 
 
@@ -113,13 +123,18 @@ def _clip_model_config(arch: str) -> dict:
         raise ValueError(f"clip judge model {arch!r}: not an open_clip architecture; "
                          f"{'closest: ' + ', '.join(close) + '; ' if close else ''}"
                          f"valid names are open_clip.list_models() ({len(names)} names, e.g. ViT-B-32, ViT-L-14)")
+    _check_tokenizer(config, arch)
+    return config
+
+
+def _check_tokenizer(config: dict, name: str) -> None:
+    """The judge never downloads: refuse architectures whose text tower or tokenizer come from the hub."""
     text_cfg = config.get("text_cfg", {})
     if "hf_model_name" in text_cfg or "hf_tokenizer_name" in text_cfg:
-        raise ValueError(f"clip judge model {arch!r}: its text tower or tokenizer is fetched from the Hugging "
+        raise ValueError(f"clip judge model {name!r}: its text tower or tokenizer is fetched from the Hugging "
                          f"Face hub ({text_cfg.get('hf_model_name') or text_cfg.get('hf_tokenizer_name')}); "
                          f"the judge never downloads, so choose an architecture with open_clip's built-in "
                          f"tokenizer (e.g. ViT-B-32, ViT-B-16, ViT-L-14, ViT-H-14)")
-    return config
 
 
 class _DropMessages(logging.Filter):
@@ -131,20 +146,53 @@ class _DropMessages(logging.Filter):
         return not str(record.msg).startswith(self.prefix)
 
 
-def build_clip_judge(arch: str, weights: Path, device: str | torch.device = "cpu",
-                     templates: Sequence[str] = DEFAULT_CLIP_TEMPLATES, precision: str = "fp32",
-                     batch_size: int = 32) -> ClipJudge:
-    """A ClipJudge from an open_clip architecture name and a local weights file."""
+OPEN_CLIP_CONFIG = "open_clip_config.json"  # beside the weights in open_clip's Hugging Face repositories
+OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")  # as they are published
+PRECISIONS = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+def published_layout(weights: Path) -> tuple[Path, Path] | None:
+    """(folder, weights file) when the weights are an open_clip repository as published (a folder holding
+    open_clip_config.json and open_clip_model.safetensors, or one of those files); else None."""
+    folder = weights if weights.is_dir() else weights.parent
+    if not (folder / OPEN_CLIP_CONFIG).is_file():
+        return None
+    if weights.is_file() and weights.name != OPEN_CLIP_CONFIG:
+        return folder, weights
+    found = [folder / name for name in OPEN_CLIP_WEIGHTS if (folder / name).is_file()]
+    if not found:
+        raise FileNotFoundError(f"clip judge: folder '{folder}' has {OPEN_CLIP_CONFIG} but no weights file "
+                                f"({' or '.join(OPEN_CLIP_WEIGHTS)})")
+    return folder, found[0]
+
+
+def load_clip_model(arch: str | None, weights: Path, device: str | torch.device = "cpu",
+                    dtype: torch.dtype = torch.float32, offload: torch.device | None = None) -> ClipModel:
+    """An open_clip network from local files: an architecture name and a weights file, or a repository as
+    open_clip publishes it (open_clip_config.json names the architecture; the name may then be empty)."""
     open_clip = require("open_clip", "open_clip_torch", "clip")
     from open_clip.model import convert_to_custom_text_state_dict, resize_pos_embed, resize_text_pos_embed
 
-    _clip_model_config(arch)
+    layout = published_layout(Path(weights))
+    if layout is not None:
+        folder, weights = layout
+        name = f"local-dir:{folder}"
+        _check_tokenizer(json.loads((folder / OPEN_CLIP_CONFIG).read_text(encoding="utf-8")).get("model_cfg", {}),
+                         str(folder))
+    elif arch:
+        _clip_model_config(arch)
+        name = arch
+    else:
+        raise ValueError(f"clip judge: give the open_clip architecture of {str(weights)!r} (e.g. ViT-B-32), or the "
+                         f"folder as open_clip publishes it (with {OPEN_CLIP_CONFIG})")
+    if dtype not in PRECISIONS:
+        raise ValueError(f"clip judge dtype {dtype}: one of {', '.join(map(str, PRECISIONS))}")
     root = logging.getLogger()
     quiet = _DropMessages("No pretrained weights loaded")  # true only until the file's weights load below
     root.addFilter(quiet)
     try:
-        model = open_clip.create_model(arch, pretrained=None, load_weights=False, pretrained_image=False,
-                                       pretrained_text=False, precision=precision, device="cpu")
+        model = open_clip.create_model(name, pretrained=None, load_weights=False, pretrained_image=False,
+                                       pretrained_text=False, precision=PRECISIONS[dtype], device="cpu")
     finally:
         root.removeFilter(quiet)
     state = read_state_dict(weights)
@@ -157,7 +205,7 @@ def build_clip_judge(arch: str, weights: Path, device: str | torch.device = "cpu
     resize_text_pos_embed(state, model)
     mismatch = _state_dict_mismatch(model.state_dict(), state)
     if mismatch:
-        raise ValueError(f"clip judge weights {str(weights)!r} do not fit architecture {arch!r}: {mismatch}; "
+        raise ValueError(f"clip judge weights {str(weights)!r} do not fit architecture {name!r}: {mismatch}; "
                          f"is the architecture name the one the weights were trained as?")
     model.load_state_dict(state, strict=True)
-    return ClipJudge(model, open_clip.get_tokenizer(arch), templates, device, batch_size, arch)
+    return ClipModel(model, open_clip.get_tokenizer(name), device, name, offload, dtype)

@@ -38,8 +38,9 @@ def _state_dict_mismatch(expected: dict, found: dict) -> str:
 
 
 def resolve_weights(backend: str, weights: Any, search_dirs: Sequence[str | Path] = ()) -> Path:
-    """The weights file (clip) or model folder (vqa) a name refers to: an absolute path, or a path relative
-    to one of search_dirs (else to the working directory). FileNotFoundError names the file and folder."""
+    """The weights file or open_clip folder (clip) or model folder (vqa) a name refers to: an absolute path,
+    or a path relative to one of search_dirs (else to the working directory). FileNotFoundError names the
+    file and folder."""
     what = "weights file" if backend == "clip" else "model folder"
     if not isinstance(weights, (str, Path)) or not str(weights).strip():
         raise ValueError(f"{backend} judge: give weights, the {what} (a path, or a name in the judges' models "
@@ -51,8 +52,11 @@ def resolve_weights(backend: str, weights: Any, search_dirs: Sequence[str | Path
         if backend == "clip" and path.is_file():
             return path
         if backend == "clip" and path.is_dir():
-            raise FileNotFoundError(f"clip judge: '{name}' in folder '{folder}' is a folder; the clip judge "
-                                    f"needs a weights file (.safetensors, or a torch state-dict checkpoint)")
+            if (path / "open_clip_config.json").is_file():
+                return path  # a repository as open_clip publishes it: its config names the architecture
+            raise FileNotFoundError(f"clip judge: '{name}' in folder '{folder}' is a folder without "
+                                    f"open_clip_config.json; the clip judge needs a weights file (.safetensors, or a "
+                                    f"torch state-dict checkpoint) or a folder as open_clip publishes it")
         if backend == "vqa" and (path.is_dir() or path.is_file()):
             model_folder = path if path.is_dir() else path.parent  # a file picked inside a model folder
             if not (model_folder / "config.json").is_file():

@@ -34,3 +34,21 @@ def sd15_checkpoint(host):
     path = write_sd15_checkpoint(folder)
     folder_paths.add_model_folder_path("checkpoints", folder)
     return path.name
+
+
+@pytest.fixture(scope="session")
+def tiny_judge_files(host, tmp_path_factory):
+    """A tiny random open_clip file and a tiny random Qwen2.5-VL folder (pci_core.judges.tiny), written
+    once for the session: (clip weights file, vqa model folder)."""
+    from pci_core.judges import tiny
+    folder = tmp_path_factory.mktemp("pci_judges")
+    tiny.register_tiny_clip(folder)
+    return tiny.save_clip(tiny.TINY_CLIP, folder, logit_scale=30.0), tiny.save_tiny_vqa(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_judge(host, tiny_judge_files):
+    """A clip judge through PCI Judge Loader (ComfyUI manages its network) over the tiny random weights."""
+    from pci_core.judges import tiny
+    loader = host.nodes.NODE_CLASS_MAPPINGS["PCIJudgeLoader"]
+    return loader.execute("clip", tiny.TINY_CLIP, "none (rule judge)", "auto", str(tiny_judge_files[0])).args[0]
