@@ -11,7 +11,7 @@ from comfy_api.latest import io
 
 from ..pci_core import editing, plots
 from .host import editing as host_editing
-from .host import runs
+from .host import conditioning
 from .host.editing import check_image_for_vae
 from .host.sampling import Sampling, check_conditionings
 from .judge import Judge
@@ -102,8 +102,9 @@ class BestTimestepEdit(io.ComfyNode):
         check_conditionings(source=source, edit=edit, negative=negative)
         if image is not None:
             check_image_for_vae(image, vae)
-        if runs.same_conditioning(source, edit):
+        if conditioning.same_conditioning(source, edit):
             return cls._unchanged(run, vae, latent_image, source, seed, image)
+        notes = conditioning.warnings("BestTimestepEdit", source, edit, ("source", "edit"))
         if rule == "fixed":
             editing.check_step(fixed_k, steps, "fixed_k")
         if cis_result is not None:
@@ -131,7 +132,7 @@ class BestTimestepEdit(io.ComfyNode):
                                           preservation_label="preservation (SSIM to source)")
         how = editing.edit_description(choice.k, steps, seed, image is not None, inversion_cfg)
         return io.NodeOutput(edited, source_image, choice.k, torch.from_numpy(plot)[None],
-                             editing.explanation(choice, measured, how))
+                             "".join(f"WARNING: {n}\n" for n in notes) + editing.explanation(choice, measured, how))
 
     @classmethod
     def _unchanged(cls, run, vae, latent_image, source, seed, image):

@@ -3,7 +3,7 @@ exact step (keyed on sigma, so it lands on that step for every sampler and sched
 import comfy.samplers
 from comfy_api.latest import io
 
-from .host import insertion
+from .host import conditioning, insertion
 from .host.sampling import Sampling
 
 
@@ -45,4 +45,5 @@ class ConceptInsertionSampler(io.ComfyNode):
     def execute(cls, model, base, concept, negative, latent_image, seed, steps, cfg, sampler_name,
                 scheduler, insert_step, denoise) -> io.NodeOutput:
         run = Sampling(model, negative, steps, cfg, sampler_name, scheduler)
+        conditioning.warnings("ConceptInsertionSampler", base, concept)  # logged: the node has no text output
         return io.NodeOutput(insertion.concept_insertion_sample(run, seed, base, concept, latent_image, insert_step, denoise))

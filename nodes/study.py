@@ -7,7 +7,7 @@ from comfy_api.latest import io
 
 from ..pci_core import cis, plots, runner, study, sweep
 from ..pci_core.results import RunStore
-from .host import runs
+from .host import conditioning, runs
 from .host import sweep as host_sweep
 from .host.sampling import Sampling, encode_text
 from .judge import Judge
@@ -122,6 +122,7 @@ class CISStudy(io.ComfyNode):
                                          sweep.seeds_per_block(steps + 1, run.max_batch))
             entries.append((folder.name, concept.value))
             summaries.append(cis.summarize(result))
+            summaries[-1]["warnings"][:0] = conditioning.warnings("CISStudy", concepts["base"], cond)
             bar.update(1)
         study.write_index(root, entries)
         labels = [label for _, label in entries]

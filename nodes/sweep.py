@@ -9,7 +9,7 @@ import comfy.samplers
 from comfy_api.latest import io
 
 from ..pci_core import cis, judges, plots, results, runner, sweep
-from .host import runs
+from .host import conditioning, runs
 from .host import sweep as host_sweep
 from .host.progress import SweepProgress
 from .host.sampling import Sampling
@@ -91,7 +91,7 @@ class CISSweep(io.ComfyNode):
         ks = sweep.parse_steps(insert_steps, steps)
         text, contrast = check_inputs(judge, judge_text, threshold, latent, contrast)
         run = Sampling(model, negative, steps, cfg, sampler_name, scheduler, max_batch).for_latent(latent)
-        warnings = runs.sweep_warnings(base, concept)
+        warnings = conditioning.warnings("CISSweep", base, concept)
         store = results.RunStore(runs.run_folder(run_name), {
             "concept": text, "ks": ks, "steps": steps, "sigmas": run.step_sigmas(), "threshold": threshold,
             "settings": runs.sweep_settings(run, base, concept, latent, f"{judge.describe()}; contrast {contrast!r}")})

@@ -17,7 +17,7 @@ import latent_preview
 from ...pci_core import cis, edit_metrics, editing, judges
 from .insertion import concept_insertion_sample
 from .sampling import Sampling, check_conditionings
-from .sweep import decode_and_judge, sweep_latents
+from .sweep import decode, decode_and_judge, sweep_latents
 
 INVERSION_SAMPLER = "euler"  # deterministic: the inversion must not add noise
 
@@ -69,7 +69,7 @@ def edit_image(run: Sampling, vae, image: torch.Tensor, source, edit, seed: int,
     sigmas = run.sigmas()
     noisy = invert_latent(run, vae.encode(image[:, :, :, :3]), source, inversion_cfg, sigmas, k, seed)
     comfy.model_management.throw_exception_if_processing_interrupted()
-    return vae.decode(_guided_run(run, edit, sigmas[k:], noisy, seed)).float().cpu()
+    return decode(vae, _guided_run(run, edit, sigmas[k:], noisy, seed))
 
 
 def edit_seed(run: Sampling, vae, latent: dict, source, edit, seed: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +77,7 @@ def edit_seed(run: Sampling, vae, latent: dict, source, edit, seed: int, k: int)
     at = lambda step: concept_insertion_sample(run, seed, source, edit, latent, step)["samples"]
     source_latent = at(run.steps)
     edited_latent = source_latent if k == run.steps else at(k)
-    return vae.decode(edited_latent).float().cpu(), vae.decode(source_latent).float().cpu()
+    return decode(vae, edited_latent), decode(vae, source_latent)
 
 
 def probe_edit(run: Sampling, vae, judge, latent: dict, source, edit, seeds: list[int], judge_text: str,
@@ -118,7 +118,7 @@ def probe_image_edit(run: Sampling, vae, judge, image: torch.Tensor, source, edi
     scores, kept = [], []
     for k in range(run.steps + 1):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        edited = vae.decode(_guided_run(run, edit, sigmas[k:], levels[k], seed)).float().cpu()
+        edited = decode(vae, _guided_run(run, edit, sigmas[k:], levels[k], seed))
         scores.append(judge.score(edited, judge_text, contrast).double().cpu())
         kept.append(edit_metrics.ssim(pixels.float().cpu(), edited).double())
         if progress is not None:

@@ -1,11 +1,9 @@
 """What identifies a run and where its files go: labels of conditionings and models (the prompt text
-does not reach a node, the tensors do), a sweep's settings for its results header, run folders under
-ComfyUI's output folder (one run-name rule for every node), and warnings about inputs that measure
-nothing."""
+does not reach a node, the tensors do), a sweep's settings for its results header, and run folders
+under ComfyUI's output folder (one run-name rule for every node)."""
 from __future__ import annotations
 
 import hashlib
-import logging
 from pathlib import Path
 
 import torch
@@ -51,20 +49,6 @@ def sweep_settings(run, base, concept, latent: dict, judge: str) -> dict:
             "negative_prompt": conditioning_label(run.negative), "judge": judge,
             "latent_size": [int(samples.shape[-2]), int(samples.shape[-1])],
             "latent": "empty" if not torch.count_nonzero(samples) else f"sha1 {_sha1([samples])}"}
-
-
-def same_conditioning(a, b) -> bool:
-    """The two conditionings hold the same tensors (e.g. the same text, encoded by the same CLIP)."""
-    return len(a) == len(b) and all(x[0].shape == y[0].shape and torch.equal(x[0], y[0]) for x, y in zip(a, b))
-
-
-def sweep_warnings(base, concept) -> list[str]:
-    """Inputs that run but measure nothing useful."""
-    if same_conditioning(base, concept):
-        message = "base and concept conditioning are the same: every k gives the same image, the curve is flat"
-        logging.warning("CISSweep: " + message)
-        return [message]
-    return []
 
 
 def run_folder(run_name) -> Path:

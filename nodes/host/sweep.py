@@ -147,6 +147,15 @@ def _sweep_per_branch(run: Sampling, base, concept, latent, seeds, ks, progress)
     return out.reshape(len(seeds), len(ks), *out.shape[1:])
 
 
+def decode(vae, latents: torch.Tensor) -> torch.Tensor:
+    """IMAGE (N, H, W, 3) float on the CPU of latents, as VAEDecode gives it: a video VAE's (B, T, H, W, 3)
+    (Wan, Qwen-Image) becomes its frames."""
+    images = vae.decode(latents)
+    if images.ndim == 5:
+        images = images.reshape(-1, *images.shape[-3:])
+    return images.float().cpu()
+
+
 def decode_and_judge(vae, judge, latents: torch.Tensor, text: str, contrast: str | None, max_batch: int,
                      progress=None):
     """Images (N, H, W, 3) float on the CPU and judge scores (N,) of latents (N, C, h, w), decoded and
@@ -155,10 +164,7 @@ def decode_and_judge(vae, judge, latents: torch.Tensor, text: str, contrast: str
     n = latents.shape[0]
     for start in range(0, n, max_batch):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        chunk = vae.decode(latents[start:start + max_batch])
-        if chunk.ndim == 5:  # video VAEs: (B, T, H, W, C) -> frames
-            chunk = chunk.reshape(-1, *chunk.shape[-3:])
-        chunk = chunk.float().cpu()
+        chunk = decode(vae, latents[start:start + max_batch])
         images.append(chunk)
         scores.append(judge.score(chunk, text, contrast).numpy())
         if progress is not None:
