@@ -73,17 +73,18 @@ DEFAULT_BUDGET = 0.35  # of the full sweep's evaluations (bench/adaptive.py: tau
 
 
 def adaptive_search(measure: Measure, steps: int, stride: int | None = None, budget: float = DEFAULT_BUDGET,
-                    level: float = 0.5) -> AdaptiveSearch:
-    """tau50 from a coarse k grid and refinement rounds around the first crossing.
+                    level: float = 0.5, reading: str = cis.DEFAULT_READING) -> AdaptiveSearch:
+    """tau50 from a coarse k grid and refinement rounds around the crossing it is read at.
 
     Round 1 measures coarse_grid(steps, stride) (k = 0 and k = steps always). Each later round takes
-    the first bracket (neighbouring measured ks where CIS falls through level) and measures the ks
+    the bracket of the crossing tau50 is read at (neighbouring measured ks where CIS falls through the
+    level: the last one from the clean end, the default; the first from the noisy end) and measures the ks
     inside it, nearest the interpolated crossing first, as many as fit the budget (a fraction of the
     full sweep's evaluations, branch_cost over k = 0..steps; at least one k per round, or the search
     stops). It stops when the bracket is one step wide (tau50 is then what the full sweep would
     interpolate there), when no bracket is left, or when the budget is spent. A non-monotone curve:
-    tau50 is the first crossing of the measured curve; a dip between two coarse ks on the same side
-    of the level is not seen, and only the first bracket is refined (brackets lists all of them).
+    tau50 is read on the measured curve; a dip between two coarse ks on the same side of the level is
+    not seen, and only the bracket read is refined (brackets lists all of them).
     """
     if steps < 1:
         raise ValueError(f"steps={steps}: must be at least 1")
@@ -114,7 +115,7 @@ def adaptive_search(measure: Measure, steps: int, stride: int | None = None, bud
         if not brackets:
             stopped = "CIS never falls through the level at the measured ks"
             break
-        a, b = brackets[0]
+        a, b = brackets[-1 if reading == cis.CLEAN_END else 0]  # the crossing tau50 is read at
         if b - a <= 1:
             stopped = "the first crossing is bracketed by neighbouring steps"
             break
@@ -130,5 +131,5 @@ def adaptive_search(measure: Measure, steps: int, stride: int | None = None, bud
     ks = sorted(columns)
     decisions = np.stack([columns[k] for k in ks], axis=1)
     curve = decisions.mean(axis=0)
-    return AdaptiveSearch(ks, decisions, cis.first_crossing(ks, curve, level), rounds, spent,
+    return AdaptiveSearch(ks, decisions, cis.first_crossing(ks, curve, level, reading), rounds, spent,
                           crossing_brackets(ks, list(curve), level), stopped)

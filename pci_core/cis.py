@@ -3,9 +3,11 @@
 A CIS run measures, for seeds s and insertion steps k, whether the judge sees the concept in the
 final image (decisions (S, K), from scores and a threshold). From it:
 - CIS(k) = successes / n per k, with a Wilson 95% interval;
-- tau_L (tau50, tau70): the first k where CIS falls through level L, by linear interpolation between
-  neighbouring measured k (the official code's first_crossing), in steps and on the noise axis
-  (schedule.tau_from_sigmas), each with a bootstrap 95% interval over seeds; "never crosses" is None;
+- tau_L (tau50, tau70): where CIS falls through level L, by linear interpolation between neighbouring
+  measured k, in steps and on the noise axis (schedule.tau_from_sigmas), each with a bootstrap 95%
+  interval over seeds; "never crosses" is None. A curve that falls through L more than once is read
+  from the clean end (the last fall: after tau_L CIS stays below L), as the official runner's
+  first_crossing reads it; reading=NOISY_END gives the first fall;
 - the controls: CIS at k = 0 (concept from the start: can the model draw it, can the judge see it?)
   and at k = T (base only: the judge's false-positive rate).
 """
@@ -43,11 +45,28 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     return low, high
 
 
-def first_crossing(xs: Sequence[float], ys: Sequence[float], level: float = 0.5) -> float | None:
-    """First x where ys falls through level (ys[i] >= level > ys[i+1]), by linear interpolation
-    between neighbouring points; None if it never does. CIS falls with k, so this is the official
-    first_crossing read along falling CIS."""
-    for i in range(len(ys) - 1):
+# Where a curve that falls through a level more than once (a seed whose edit takes at k, not at k+1, and
+# again at k+2; with 4-8 seeds, and in bootstrap resamples) is read: the crossing nearest the clean end
+# (k = T) or the noisy end (k = 0). The official runner's first_crossing (pci/core/utils.py) finds a
+# rising crossing y[i] < level <= y[i+1] in array order, so it reads CIS rising from the clean end. The
+# default is that reading: tau50 is then where the concept locks in for good (CIS never again reaches
+# the level after it), the step an edit can be inserted last on half the seeds, and the paper's number;
+# the first fall from the noisy end can be a dip of one step that the next steps undo. On a curve that
+# crosses once both readings are the same number.
+NOISY_END, CLEAN_END = "noisy end", "clean end"
+READINGS = (CLEAN_END, NOISY_END)
+DEFAULT_READING = CLEAN_END
+
+
+def first_crossing(xs: Sequence[float], ys: Sequence[float], level: float = 0.5,
+                   reading: str = DEFAULT_READING) -> float | None:
+    """Where ys falls through level (ys[i] >= level > ys[i+1]), by linear interpolation between
+    neighbouring points; None if it never does. reading: which crossing of a non-monotone curve, the one
+    nearest the noisy end (the first in x) or the clean end (the last in x: the official runner's)."""
+    if reading not in READINGS:
+        raise ValueError(f"reading {reading!r}: {' or '.join(repr(r) for r in READINGS)}")
+    pairs = range(len(ys) - 1)
+    for i in (pairs if reading == NOISY_END else reversed(pairs)):
         y0, y1 = ys[i], ys[i + 1]
         if y0 >= level > y1:
             return float(xs[i] + (y0 - level) / (y0 - y1) * (xs[i + 1] - xs[i]))
@@ -55,7 +74,8 @@ def first_crossing(xs: Sequence[float], ys: Sequence[float], level: float = 0.5)
 
 
 def bootstrap_crossing(decisions: np.ndarray, xs: Sequence[float], level: float = 0.5,
-                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
+                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                       reading: str = DEFAULT_READING) -> dict:
     """Percentile 95% interval of first_crossing over seeds resampled with replacement (fixed RNG
     seed, so the same data give the same interval). never = share of resamples that never cross;
     the interval is over the resamples that do (None when fewer than half of them do)."""
@@ -63,7 +83,7 @@ def bootstrap_crossing(decisions: np.ndarray, xs: Sequence[float], level: float 
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, decisions.shape[0], size=(resamples, decisions.shape[0]))
     curves = decisions[picks].mean(axis=1)  # (resamples, K)
-    found = [c for c in (first_crossing(xs, curve, level) for curve in curves) if c is not None]
+    found = [c for c in (first_crossing(xs, curve, level, reading) for curve in curves) if c is not None]
     never = 1.0 - len(found) / resamples
     if len(found) < resamples / 2:
         return {"low": None, "high": None, "never": never}
@@ -147,8 +167,9 @@ class CISResult:
 
 
 def summarize(result: CISResult, levels: Sequence[float] = LEVELS, resamples: int = BOOTSTRAP_RESAMPLES,
-              valid_seeds_only: bool = False) -> dict:
-    """The statistics of a run: per-k rows, crossings with bootstrap intervals, controls, warnings."""
+              valid_seeds_only: bool = False, reading: str = DEFAULT_READING) -> dict:
+    """The statistics of a run: per-k rows, crossings (read from `reading`) with bootstrap intervals,
+    controls, warnings."""
     dropped = 0
     if valid_seeds_only:
         mask = valid_seed_mask(result.decisions, result.ks, result.steps)
@@ -170,10 +191,10 @@ def summarize(result: CISResult, levels: Sequence[float] = LEVELS, resamples: in
             crossings[key] = {"level": level, "step": None, "tau": None, "step_ci": (None, None),
                               "tau_ci": (None, None), "never": 1.0}
             continue
-        step_ci = bootstrap_crossing(d, result.ks, level, resamples)
-        tau_ci = bootstrap_crossing(d, result.tau, level, resamples)
-        crossings[key] = {"level": level, "step": first_crossing(result.ks, cis, level),
-                          "tau": first_crossing(result.tau, cis, level),
+        step_ci = bootstrap_crossing(d, result.ks, level, resamples, reading=reading)
+        tau_ci = bootstrap_crossing(d, result.tau, level, resamples, reading=reading)
+        crossings[key] = {"level": level, "step": first_crossing(result.ks, cis, level, reading),
+                          "tau": first_crossing(result.tau, cis, level, reading),
                           "step_ci": (step_ci["low"], step_ci["high"]), "tau_ci": (tau_ci["low"], tau_ci["high"]),
                           "never": step_ci["never"]}
     controls = {"concept_only": float(cis[result.ks.index(0)]) if 0 in result.ks and n else None,
@@ -184,11 +205,19 @@ def summarize(result: CISResult, levels: Sequence[float] = LEVELS, resamples: in
     if controls["concept_only"] is not None and controls["concept_only"] < 0.5:
         warnings.append(f"control k=0 (concept from the start) is {controls['concept_only']:.2f} < 0.5: the model "
                         "rarely draws the concept or the judge rarely sees it; the curve says little")
+    for key, c in crossings.items():
+        other = CLEAN_END if reading == NOISY_END else NOISY_END
+        there = first_crossing(result.ks, cis, c["level"], other) if n else None
+        if there != c["step"]:
+            warnings.append(f"CIS falls through {c['level']:g} more than once: {key} is step {c['step']:.2f} read from "
+                            f"the {reading} (used here), {there:.2f} from the {other}"
+                            + (" (the official runner's reading)" if other == CLEAN_END else ""))
     if controls["base_only"] is not None and controls["base_only"] > 0.5:
         warnings.append(f"control k={result.steps} (base only) is {controls['base_only']:.2f} > 0.5: the judge "
                         "says yes without the concept (false positives); raise the threshold or change the judge text")
     return {"concept": result.concept, "n_seeds": n, "dropped_seeds": dropped, "rows": rows,
-            "crossings": crossings, "controls": controls, "warnings": warnings, "steps": result.steps}
+            "crossings": crossings, "controls": controls, "warnings": warnings, "steps": result.steps,
+            "reading": reading}
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from . import cis
-from .results import RESULTS_FILE, header_differences, merge_runs, write_atomic
+from .results import RESULTS_FILE, header_differences, merge_runs, read_json, write_atomic
 
 SLOT = "{}"
 
@@ -107,14 +107,8 @@ def folder_name(value: str) -> str:
 
 def load_taxonomy(path: str | Path) -> dict:
     """A taxonomy JSON file; ValueError naming the file when it is missing or not JSON."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"taxonomy file {str(path)!r} does not exist (or is not a file)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"taxonomy file {str(path)!r} is not JSON ({e}); expected nested objects with lists of "
-                         'values, e.g. {"demographics": {"gender": ["man", "woman"]}}') from None
+    data = read_json(path, "taxonomy file", 'nested objects with lists of values, e.g. {"demographics": '
+                                            '{"gender": ["man", "woman"]}}')
     if not isinstance(data, dict):
         raise ValueError(f"taxonomy file {str(path)!r}: the top level must be an object of categories, "
                          f"got {type(data).__name__}")

@@ -28,7 +28,8 @@ fi
 COMFYUI_PYTHON=${COMFYUI_PYTHON:-$(dirname "$COMFYUI_PATH")/venv/bin/python}
 export COMFYUI_PATH COMFYUI_PYTHON
 echo "host tier: ComfyUI at $COMFYUI_PATH ($COMFYUI_PYTHON)"
-"$COMFYUI_PYTHON" -m pip install -q -c tests/constraints.txt open_clip_torch "transformers>=4.45" safetensors matplotlib torchmetrics pytest
+"$COMFYUI_PYTHON" -m pip install -q -c tests/constraints.txt open_clip_torch "transformers>=4.45" safetensors matplotlib \
+  torchmetrics pytest "ray>=2.40,<3" "tqdm>=4.60"
 "$COMFYUI_PYTHON" -m pytest tests/host -q -p no:cacheprovider
 
 # Browser tier: the shipped workflows in ComfyUI's real frontend (Debian chromium, driven by Playwright).

@@ -109,20 +109,54 @@ def test_adaptive_search_with_a_large_budget_brackets_by_neighbouring_steps_and_
     assert "neighbouring steps" in found.stopped
 
 
+def cis_decisions(curve, seeds: int = 20) -> np.ndarray:
+    """Decisions (seeds, K) whose CIS is exactly curve (non-increasing, multiples of 1/seeds): seed s shows
+    the concept at k while s < curve[k] * seeds."""
+    return np.arange(seeds)[:, None] < np.round(np.asarray(curve) * seeds)[None, :]
+
+
+# CIS curves over k = 0..20 whose 0.5 crossing the coarse grid (0, 7, 14, 20) alone misreads by more than
+# half a step: the crossing lies inside a coarse bracket, away from where the straight line through the
+# bracket's ends puts it. Full sweep 7.4 (coarse alone 8.4), 12.4 (11.67), 16.125 (16.67).
+CURVE_7_4 = [1, 1, 1, .95, .9, .8, .7, .6, .35, .3, .25, .2, .15, .15, .1, .1, .05, .05, .05, 0, 0]
+CURVE_12_4 = [1, 1, 1, 1, 1, .95, .95, .9, .85, .8, .75, .7, .6, .35, .3, .2, .1, .05, 0, 0, 0]
+CURVE_16_1 = [1] * 14 + [.9, .8, .55, .15, .1, 0, 0]
+
+
+@pytest.mark.parametrize("curve, budget, full_tau", [(CURVE_7_4, adaptive.DEFAULT_BUDGET, 7.4),
+                                                     (CURVE_12_4, 0.5, 12.4), (CURVE_16_1, 0.5, 16.125)])
+def test_adaptive_refinement_finds_crossings_the_coarse_grid_cannot(curve, budget, full_tau):
+    d = cis_decisions(curve)
+    assert cis.first_crossing(list(range(21)), cis.cis_curve(d)) == pytest.approx(full_tau, abs=1e-12)
+    coarse = [0, 7, 14, 20]
+    assert abs(cis.first_crossing(coarse, cis.cis_curve(d[:, coarse])) - full_tau) > 0.5
+    found, calls = search(d, 20, budget=budget)
+    assert found.tau50 == pytest.approx(full_tau, abs=1e-12)
+    assert calls[0] == coarse and len(found.rounds) >= 2 and found.rounds == calls
+    a = int(full_tau)
+    assert found.brackets == [(a, a + 1)] and "neighbouring steps" in found.stopped
+    assert found.evaluations_per_seed <= budget * adaptive.branch_cost(range(21), 20)
+
+
 def test_adaptive_search_never_crossing_and_non_monotone_curves():
     never, _ = search(np.ones((4, 11), dtype=bool), 10)
     assert never.tau50 is None and never.rounds == [[0, 4, 8, 10]] and "never falls" in never.stopped
-    # CIS 1 until k=2, 0 at k=3..4, 1 again at k=5..7, then 0: the coarse grid (0, 4, 8, 10) sees the first
-    # fall and refines it; the tau50 is the first crossing, as the full sweep's. The rise at 5..7 lies between
-    # two coarse ks that both read 0, so the search never sees it (one bracket only)
+    # CIS 1 until k=2, 0 at k=3..4, 1 again at k=5..7, then 0: the coarse grid (0, 4, 8, 10) sees one fall
+    # (between 0 and 4) and refines it; the rise at 5..7 lies between two coarse ks that both read 0, so the
+    # search never sees it: tau50 is 2.5 on the measured ks, where the full sweep reads 7.5 (its last fall)
     curve = np.array([1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0], dtype=bool)
     wavy, _ = search(np.tile(curve, (4, 1)), 10, budget=1.0)
-    assert wavy.tau50 == cis.first_crossing(list(range(11)), curve.astype(float)) == 2.5
+    assert wavy.tau50 == cis.first_crossing(wavy.ks, wavy.curve) == 2.5
+    assert cis.first_crossing(list(range(11)), curve.astype(float)) == 7.5
     assert wavy.ks == [0, 1, 2, 3, 4, 8, 10] and wavy.brackets == [(2, 3)]
-    # a second fall the coarse grid does see is listed, but only the first is refined
+    # two falls the coarse grid sees: the one tau50 is read at is refined (the last by default, as the
+    # full sweep reads it; the first when read from the noisy end)
     curve = np.array([1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0], dtype=bool)
     twice, _ = search(np.tile(curve, (4, 1)), 10, stride=2, budget=1.0)
-    assert twice.tau50 == 3.5 and twice.brackets == [(3, 4), (8, 10)]
+    assert twice.tau50 == 8.5 == cis.first_crossing(list(range(11)), curve.astype(float))
+    assert twice.brackets == [(2, 4), (8, 9)]
+    first, _ = search(np.tile(curve, (4, 1)), 10, stride=2, budget=1.0, reading=cis.NOISY_END)
+    assert first.tau50 == 3.5 and first.brackets == [(3, 4), (8, 10)]
 
 
 def test_bad_search_settings_are_named():

@@ -1,0 +1,234 @@
+"""`python -m pci_core study-ray WORKFLOW.json --values ... --seeds 0-49 --out DIR`: a PCI study of any
+ComfyUI workflow with one CIS Sweep node, fanned out over Ray actors.
+
+Units are (concept value, block of seeds), or with --adaptive one concept (its rounds need every seed).
+Workers are Ray actors, one per GPU (num_gpus=1) or, without GPUs, one per CPU, each a headless ComfyUI
+started once (pci_cluster.worker) that runs units through ComfyUI's own executor; the models stay loaded
+between units. Only plain data comes back: this driver alone writes DIR, the study folder CIS Study
+writes (one run folder per concept, study.json, study.txt, study.png), each finished unit atomically, so
+a re-run resumes and `merge` / CIS Study read it. A worker that dies mid-unit is replaced and its unit
+runs again elsewhere; a unit is written once, when it finishes.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pci_core import cli, results, study, sweep
+
+from . import workflow
+
+MAX_ATTEMPTS = 3  # a unit whose worker died this often stops the study (something kills every worker)
+UNITS_FILE = "study_units.json"  # where each unit ran, and how long it took
+
+
+def add_arguments(p) -> None:
+    p.add_argument("workflow", help="the workflow in ComfyUI's API format (Workflow -> Export (API)) with exactly one "
+                   "CIS Sweep node; the concept prompt's text and the sweep's judge_text hold {} for each value")
+    p.add_argument("--values", required=True, help="concept values: a comma list ('old,young'), a text file with "
+                   "one per line, or a taxonomy JSON file with --path")
+    p.add_argument("--path", default="", help="with a taxonomy file: the dotted path of one list (demographics.age)")
+    p.add_argument("--seeds", default="0-49", help="seeds, e.g. '0-49' or '1,5,9-20'")
+    p.add_argument("--out", required=True, help="the study folder (written by this command alone; re-run to resume)")
+    p.add_argument("--workers", type=int, default=0, help="0: one per GPU of the cluster, else one per CPU")
+    p.add_argument("--address", default=None, help="join a running Ray cluster ('auto', or the head's host:port "
+                   "from `ray start --head`); default: start a local one on this machine")
+    p.add_argument("--adaptive", action="store_true", help="the adaptive lock-in search (a unit per concept)")
+    p.add_argument("--seed-block", type=int, default=8, help="seeds per unit of a full sweep")
+    p.add_argument("--comfyui", default=None, help="the ComfyUI folder on the workers (default: COMFYUI_PATH)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per CPU worker")
+
+
+def concept_values(values: str, path: str = "") -> list[str]:
+    """Values from a comma list, a file with one per line, or a taxonomy JSON file and a dotted path."""
+    file = Path(values)
+    if file.is_file() and file.suffix.lower() == ".json":
+        lists = study.taxonomy_lists(study.load_taxonomy(file), path)
+        if len(lists) != 1:
+            raise ValueError(f"--path {path!r} holds {len(lists)} lists ({', '.join(lists)}); give the dotted path "
+                             "of one of them")
+        return next(iter(lists.values()))
+    if file.is_file():
+        return study.parse_values(file.read_text(encoding="utf-8"), f"--values {values}")
+    return study.parse_values(values.replace(",", "\n"), "--values")
+
+
+@dataclass
+class Unit:
+    value: str
+    seeds: list[int]
+    attempts: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.value!r} seeds {self.seeds[0]}..{self.seeds[-1]} ({len(self.seeds)})"
+
+
+def plan(values: list[str], seeds: list[int], out: Path, block: int, adaptive: bool) -> list[Unit]:
+    """The units still to run: seeds already in a concept's run folder are skipped (an adaptive concept is
+    done when its folder holds it, over the same seeds)."""
+    units = []
+    for value in values:
+        path = out / study.folder_name(value) / results.RESULTS_FILE
+        done = set(results.read_results(path)[1]) if path.is_file() else set()
+        if adaptive:
+            if done and done != set(seeds):
+                raise ValueError(f"{path} holds an adaptive run over other seeds; it resumes only with the same "
+                                 "--seeds (or choose another --out)")
+            units += [] if done else [Unit(value, list(seeds))]
+        else:
+            units += [Unit(value, b) for b in sweep.seed_blocks([s for s in seeds if s not in done], block)]
+    return units
+
+
+@dataclass
+class Writer:
+    """The study folder: one RunStore per concept, opened with the header of its first finished unit."""
+    out: Path
+    template: dict
+    adaptive: bool
+    stores: dict = field(default_factory=dict)
+    units: list = field(default_factory=list)
+
+    def add(self, unit: Unit, data: dict) -> None:
+        folder = self.out / study.folder_name(unit.value)
+        settings = {**data["settings"], "concept_text": workflow.concept_texts(self.template, unit.value),
+                    "search": "adaptive" if self.adaptive else "full"}
+        header = {"concept": data["concept"], "ks": data["ks"], "steps": data["steps"], "sigmas": data["sigmas"],
+                  "threshold": data["threshold"], "settings": settings}
+        if folder not in self.stores:
+            self.stores[folder] = results.RunStore(folder, header)  # refuses a folder of other settings
+        store = self.stores[folder]
+        new = [i for i, s in enumerate(data["seeds"]) if s not in set(store.done_seeds())]
+        if new:
+            store.add([data["seeds"][i] for i in new], [data["scores"][i] for i in new])
+        self.units.append({"value": unit.value, "seeds": unit.seeds, "attempts": unit.attempts + 1,
+                           "node": data["node"], "pid": data["pid"], "gpus": data["gpus"], "seconds": data["seconds"]})
+        results.write_atomic(self.out / UNITS_FILE, json.dumps({"units": self.units}, indent=1) + "\n")
+
+
+def start_ray(address: str | None, workers: int):
+    """Ray, started locally (workers CPUs) or joined at address; quiet, and with no network call of its own."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("study-ray needs Ray: install the extra into the Python that runs ComfyUI, "
+                         "python -m pip install 'prompt-conditioned-intervention[ray]' (or: pip install ray tqdm)") from None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # no token written to ~/.ray for a local cluster
+    import logging
+    options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                   configure_logging=True)
+    if address:
+        ray.init(address=address, **options)
+    else:
+        ray.init(num_cpus=max(workers, 1), object_store_memory=256 * 1024 * 1024, **options)
+    return ray
+
+
+def run(template: dict, values: list[str], seeds: list[int], out: Path, workers: int = 0, address: str | None = None,
+        adaptive: bool = False, block: int = 8, comfy_path: str | None = None, threads: int = 1,
+        progress: bool = True) -> dict:
+    """The study (see the module's docstring); returns timings and where the units ran."""
+    sweep_id, _ = workflow.check(template)
+    comfy_path = comfy_path or os.environ.get("COMFYUI_PATH")
+    units = plan(values, seeds, out, block, adaptive)
+    out.mkdir(parents=True, exist_ok=True)
+    study.write_index(out, [(study.folder_name(v), v) for v in values])
+    writer, t0 = Writer(out, template, adaptive), time.time()
+    if not units:
+        return {"units": 0, "workers": [], "ready_s": 0.0, "run_s": 0.0, "writer": writer}
+    ray = start_ray(address, workers or os.cpu_count() or 1)
+    try:
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        count = workers or gpus or int(ray.cluster_resources().get("CPU", 1))
+        from .worker import StudyWorker
+        actor = ray.remote(StudyWorker).options(num_gpus=1 if gpus else 0, num_cpus=1, max_restarts=0)
+        make = lambda: actor.remote(comfy_path, not gpus, None if gpus else threads)
+        actors = [make() for _ in range(min(count, len(units)))]
+        where = _ready(ray, actors)
+        check = workflow.unit_prompt(template, values[0], seeds[:1], "study-check", insert_steps="0")  # k = 0 and T
+        problem = ray.get(actors[0].check.remote(check, sweep_id))
+        if problem:
+            raise ValueError(f"workflow: {problem}")
+        ready_s, t1 = time.time() - t0, time.time()
+        _dispatch(ray, actors, make, units, template, adaptive, writer, progress)
+        return {"units": len(units), "workers": where, "ready_s": ready_s, "run_s": time.time() - t1, "writer": writer}
+    finally:
+        ray.shutdown()
+
+
+def _ready(ray, actors) -> list[dict]:
+    """Every worker started (ComfyUI loaded): where each runs; a worker that cannot start is an error."""
+    try:
+        return ray.get([a.where.remote() for a in actors])
+    except ray.exceptions.RayActorError as e:
+        raise ValueError(f"a worker could not start ComfyUI (set COMFYUI_PATH or --comfyui on every machine): "
+                         f"{str(e).strip().splitlines()[-1]}") from None
+
+
+def _dispatch(ray, actors: list, make, units: list[Unit], template: dict, adaptive: bool, writer: Writer,
+              progress: bool) -> None:
+    """Units to free workers until all are written; a dead worker's unit goes back to the queue and the
+    worker is replaced."""
+    from tqdm import tqdm
+    queue, running, free = collections.deque(units), {}, list(range(len(actors)))
+    with tqdm(total=len(units), unit="unit", disable=not progress, file=sys.stderr) as bar:
+        while queue or running:
+            while queue and free:
+                i, unit = free.pop(), queue.popleft()
+                method = actors[i].adaptive if adaptive else actors[i].full
+                running[method.remote(template, unit.value, unit.seeds)] = (unit, i)
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            unit, i = running.pop(ref)
+            try:
+                data = ray.get(ref)
+            except ray.exceptions.RayActorError:
+                unit.attempts += 1
+                if unit.attempts >= MAX_ATTEMPTS:
+                    raise ValueError(f"unit {unit}: its worker died {unit.attempts} times; stopping") from None
+                bar.write(f"worker {i} died during unit {unit}: the unit runs again on another worker", file=sys.stderr)
+                queue.appendleft(unit)
+                actors[i] = make()
+            except ray.exceptions.RayTaskError as e:
+                raise ValueError(f"unit {unit}: {e.cause if e.cause is not None else e}") from None
+            else:
+                writer.add(unit, data)
+                bar.update(1)
+            free.append(i)
+
+
+def summary(stats: dict) -> str:
+    """Where each unit ran: per worker (node, process, device) its units and seconds."""
+    units = stats["writer"].units
+    by_worker = collections.defaultdict(list)
+    for u in units:
+        by_worker[(u["node"], u["pid"], ",".join(u["gpus"]) or "cpu")].append(u)
+    lines = [f"{stats['units']} units in {stats['run_s']:.1f} s after {len(stats['workers'])} workers were ready "
+             f"({stats['ready_s']:.1f} s)" + (f": {stats['units'] / stats['run_s']:.3f} units/s" if stats['run_s'] else "")]
+    for (node, pid, device), done in sorted(by_worker.items()):
+        again = sum(u["attempts"] > 1 for u in done)
+        lines.append(f"  node {node} pid {pid} ({device}): {len(done)} units, {sum(u['seconds'] for u in done):.1f} s"
+                     + (f", {again} of them run again after a worker died" if again else ""))
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    template = workflow.load(args.workflow)
+    workflow.check(template)
+    values = concept_values(args.values, args.path)
+    seeds = sweep.parse_seeds(args.seeds, "--seeds")
+    out = cli.check_out_folder(args.out)
+    workers = cli.check_whole(args.workers, "--workers", 0)
+    block = cli.check_whole(args.seed_block, "--seed-block", 1)
+    threads = cli.check_whole(args.threads, "--threads", 1)
+    stats = run(template, values, seeds, out, workers, args.address, args.adaptive, block, args.comfyui, threads)
+    print(summary(stats))
+    found = [(key, label, results.merge_runs([folder])) for key, label, folder in study.run_folders(out)]
+    print(cli.write_study(found, out, f"CIS(k) of {len(found)} concepts ({Path(args.workflow).name})"))
+    print(f"wrote {out.resolve()}/study.txt, study.png, study.json, {UNITS_FILE} and one run folder per concept")
+    return 0

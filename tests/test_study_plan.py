@@ -1,0 +1,116 @@
+"""The distributed study's host-free parts: the workflow as a template (checks, filling a unit), concept
+values, the unit plan and its resume, and the error when Ray is missing (pci_cluster; no ComfyUI here)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pci_cluster import study, workflow
+from pci_core import results
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = "a large red circle on the left on a black background"
+
+
+def demo_workflow(judge_text="{}", concept=BASE.replace("red", "{}")) -> dict:
+    """The API prompt of a demo-model CIS Sweep whose concept prompt and judge text hold the slot."""
+    return {
+        "1": {"class_type": "PCIDemoModelLoader", "inputs": {"weights": "demo_model.safetensors"}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": BASE}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": concept}},
+        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "6": {"class_type": "PCIJudgeLoader", "inputs": {"backend": "rule", "model": "", "weights": "none (rule judge)",
+                                                        "device": "cpu"}},
+        "7": {"class_type": "CISSweep", "inputs": {
+            "model": ["1", 0], "base": ["2", 0], "concept": ["3", 0], "negative": ["4", 0], "latent": ["5", 0],
+            "vae": ["1", 2], "judge": ["6", 0], "judge_text": judge_text, "seed": 0, "seed_count": 1, "seed_list": "",
+            "insert_steps": "all", "steps": 4, "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal",
+            "threshold": 0.5, "max_batch": 0, "valid_seeds_only": False, "run_name": "study", "contrast": ""}},
+    }
+
+
+def test_a_unit_is_the_workflow_with_the_value_and_seeds_filled_in():
+    template = demo_workflow()
+    assert workflow.check(template) == ("7", [("3", "text"), ("7", "judge_text")])
+    unit = workflow.unit_prompt(template, "blue", [4, 5, 6], "run-x", "0,2,4")
+    assert unit["3"]["inputs"]["text"] == BASE.replace("red", "blue") and unit["7"]["inputs"]["judge_text"] == "blue"
+    assert unit["2"]["inputs"]["text"] == BASE  # the base prompt is the workflow's
+    assert unit["7"]["inputs"]["seed_list"] == "4,5,6" and unit["7"]["inputs"]["run_name"] == "run-x"
+    assert unit["7"]["inputs"]["insert_steps"] == "0,2,4"
+    assert template["3"]["inputs"]["text"].count("{}") == 1  # the template itself is untouched
+    assert workflow.concept_texts(template, "green") == f"{BASE.replace('red', 'green')} | green"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda w: w.pop("7"), "0 CIS Sweep nodes"),
+    (lambda w: w.update({"8": json.loads(json.dumps(w["7"]))}), r"2 CIS Sweep nodes \(7, 8\)"),
+    (lambda w: w["7"]["inputs"].update(judge_text="blue"), r"judge_text 'blue' has no \{\}"),
+    (lambda w: w["3"]["inputs"].update(text="a blue circle"), r"no text feeding CIS Sweep's concept input"),
+    (lambda w: w["7"]["inputs"].update(base=["3", 0]), r"node 3 \(CLIPTextEncode\) input 'text' holds \{\} but feeds "
+                                                        "the base prompt too"),
+])
+def test_a_workflow_that_cannot_be_a_study_is_named(change, message):
+    template = demo_workflow()
+    change(template)
+    with pytest.raises(ValueError, match=message):
+        workflow.check(template)
+
+
+def test_workflow_files_are_api_prompts(tmp_path):
+    ui = tmp_path / "ui.json"
+    ui.write_text(json.dumps({"nodes": [], "links": []}))
+    with pytest.raises(ValueError, match="UI format; export it with Workflow -> Export \\(API\\)"):
+        workflow.load(ui)
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match="is not JSON"):
+        workflow.load(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="workflow '.*missing.json' does not exist"):
+        workflow.load(tmp_path / "missing.json")
+
+
+def test_concept_values_from_a_list_a_file_or_a_taxonomy(tmp_path):
+    assert study.concept_values("old, young ") == ["old", "young"]
+    with pytest.raises(ValueError, match=r"--values: duplicate concept\(s\) \['old'\]"):
+        study.concept_values("old,young,old")
+    (tmp_path / "values.txt").write_text("old\n\nmiddle-aged\n")
+    assert study.concept_values(str(tmp_path / "values.txt")) == ["old", "middle-aged"]
+    (tmp_path / "taxonomy.json").write_text(json.dumps({"people": {"age": ["young", "old"], "hair": ["red"]}}))
+    assert study.concept_values(str(tmp_path / "taxonomy.json"), "people.age") == ["young", "old"]
+    with pytest.raises(ValueError, match="--path 'people' holds 2 lists"):
+        study.concept_values(str(tmp_path / "taxonomy.json"), "people")
+
+
+def _header(ks=(0, 1, 2)):
+    return {"concept": "blue", "ks": list(ks), "steps": 2, "sigmas": [2.0, 1.0, 0.0], "threshold": 0.5,
+            "settings": {k: "x" for k in results.SETTINGS_KEYS}}
+
+
+def test_the_plan_skips_what_the_study_folder_holds(tmp_path):
+    results.RunStore(tmp_path / "blue", _header()).add([0, 1, 2], np.ones((3, 3)))
+    units = study.plan(["blue", "green"], list(range(6)), tmp_path, block=2, adaptive=False)
+    assert [(u.value, u.seeds) for u in units] == [("blue", [3, 4]), ("blue", [5]), ("green", [0, 1]),
+                                                   ("green", [2, 3]), ("green", [4, 5])]
+    adaptive = study.plan(["blue", "green"], [0, 1, 2], tmp_path, block=2, adaptive=True)
+    assert [(u.value, u.seeds) for u in adaptive] == [("green", [0, 1, 2])]  # blue holds these seeds: done
+    with pytest.raises(ValueError, match="holds an adaptive run over other seeds"):
+        study.plan(["blue"], [0, 1], tmp_path, block=2, adaptive=True)
+
+
+def test_without_ray_the_command_names_the_extra_to_install(tmp_path):
+    pytest.importorskip("numpy")
+    try:
+        import ray  # noqa: F401
+        pytest.skip("Ray is installed in this Python")
+    except ImportError:
+        pass
+    path = tmp_path / "workflow.json"
+    path.write_text(json.dumps(demo_workflow()))
+    r = subprocess.run([sys.executable, "-m", "pci_core", "study-ray", str(path), "--values", "blue", "--seeds", "0-1",
+                        "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: study-ray needs Ray: install the extra into the Python that runs ComfyUI, python -m pip install "
+        "'prompt-conditioned-intervention[ray]' (or: pip install ray tqdm)"], r.stderr
