@@ -10,9 +10,15 @@ On a CUDA machine, for the demo model (64 px) and an SD1.5-architecture UNet (ra
    max_batch values, the device policy's choice (max_batch_for_device) included;
 3. measures the limit: the sweep's unique rows / the UNet's best rows per second through ComfyUI's
    own CFGGuider at batch 1..128;
+4. puts a judge in the loop (issue 19): the sweep's images decoded and judged by a clip judge (a random
+   ViT-L-14; tiny with --small) or, with --vqa-folder, a Qwen2.5-VL folder (vqa), once managed by
+   ComfyUI (the pack's loader) and once as a plain module left on the device, with the device's peak
+   memory for the sweep + judging each way; --budget-gb N makes ComfyUI act as if the card had N GB
+   (ComfyUI's --reserve-vram, total - N);
 and prints a table of ratios and the largest image difference of each way against the naive loop.
 
     COMFYUI_PATH=/path/to/ComfyUI python bench/gpu_check.py            # CUDA
+    COMFYUI_PATH=/path/to/ComfyUI python bench/gpu_check.py --budget-gb 12 --vqa-folder /models/Qwen2.5-VL-3B-Instruct
     COMFYUI_PATH=/path/to/ComfyUI python bench/gpu_check.py --small    # CPU, demo model, tiny (< 60 s)
 
 (python = ComfyUI's Python.)
@@ -38,14 +44,16 @@ class Plan:
     rate_batches: list[int]
     rate_steps: int
     models: list[str]
+    clip_arch: str = "ViT-L-14"  # the judge in the loop: an open_clip architecture, random weights
+    vqa_folder: str | None = None  # or a transformers VLM folder (e.g. Qwen2.5-VL-3B-Instruct)
     cfg: float = 4.0
     k_check: int = 0  # 0: steps // 2
 
 
 FULL = Plan(seeds=[0, 1, 2, 3], steps=20, pixels=512, max_batches=[None, 16, 32, 64], rate_batches=[1, 2, 4, 8, 16, 32, 64, 128],
-            rate_steps=5, models=["demo", "sd15"])
+            rate_steps=5, models=["demo", "sd15"], clip_arch="ViT-L-14")
 SMALL = Plan(seeds=[0, 1], steps=4, pixels=64, max_batches=[None, 2], rate_batches=[1, 4, 16], rate_steps=2,
-             models=["demo"])
+             models=["demo"], clip_arch="pci-tiny-clip")
 
 
 @dataclass
@@ -60,6 +68,8 @@ class Report:
     policy_max_batch: int = 0
     times: dict[str, float] = field(default_factory=dict)   # way -> seconds
     diffs: dict[str, float] = field(default_factory=dict)   # way -> max |latent - per (seed, k) latent|
+    judge: str = ""
+    peak_gb: dict[str, float | None] = field(default_factory=dict)  # judge managed / plain -> peak GB (None: CPU)
 
     @property
     def limit_s(self) -> float:
@@ -68,9 +78,14 @@ class Report:
 
 # ---------------------------------------------------------------- ComfyUI in-process
 
-def start_comfy(comfy_path: str, cpu: bool):
-    """Real ComfyUI with the pack loaded (pci_cluster.headless), on the CPU or ComfyUI's own device."""
-    sys.path[:0] = [str(REPO / "tests" / "host"), str(REPO)]
+def start_comfy(comfy_path: str, cpu: bool, budget_gb: float | None = None):
+    """Real ComfyUI with the pack loaded (pci_cluster.headless), on the CPU or ComfyUI's own device; with
+    budget_gb, ComfyUI reserves all but that much of the card (its --reserve-vram, read at start-up)."""
+    sys.path[:0] = [comfy_path, str(REPO / "tests" / "host"), str(REPO)]
+    if budget_gb is not None:
+        import torch
+        from comfy.cli_args import args
+        args.reserve_vram = torch.cuda.get_device_properties(0).total_memory / 2 ** 30 - budget_gb
     from pci_cluster.headless import Headless
     return Headless(comfy_path, cpu=cpu)
 
@@ -214,11 +229,58 @@ def check_model(host, name: str, plan: Plan) -> Report:
     rates = rows_per_second(model, base, neg, latent, cfg, plan.rate_batches, plan.rate_steps)
     report.best_rate_batch, report.best_rows_per_s = max(rates.items(), key=lambda kv: kv[1])
     report.unique_rows = unique_rows(len(seeds), ks, steps)
+    judge_in_the_loop(host, report, plan, run(report.policy_max_batch), base, concept, latent, seeds, ks)
     return report
+
+
+def judge_files(plan: Plan) -> tuple[str, str, str]:
+    """(backend, model, weights) of the judge in the loop: a Qwen2.5-VL folder given, or an open_clip
+    architecture with random weights written to a temporary file (no judge weights are downloaded)."""
+    import tempfile
+    if plan.vqa_folder:
+        return "vqa", "", plan.vqa_folder
+    from pci_core.judges import tiny
+    folder = Path(tempfile.mkdtemp(prefix="pci_gpu_check_"))
+    tiny.register_tiny_clip(folder)
+    return "clip", plan.clip_arch, str(tiny.save_clip(plan.clip_arch, folder, logit_scale=100.0))
+
+
+def judge_in_the_loop(host, report: Report, plan: Plan, run, base, concept, latent, seeds, ks) -> None:
+    """The sweep, then its images decoded and judged, twice: the judge managed by ComfyUI (offloaded while
+    the UNet samples) and the same network as a plain module left on the device; the peak device memory
+    of each (None on the CPU)."""
+    import comfy.model_management as mm
+    import torch
+    backend, arch, weights = judge_files(plan)
+    loader = host.nodes.NODE_CLASS_MAPPINGS["PCIJudgeLoader"]
+    judge = loader.execute(backend, arch, "none (rule judge)", "auto", weights).args[0]
+    report.judge = f"{judge.describe()}, {sum(p.numel() for p in judge.model.parameters()) / 1e6:.0f} M weights"
+    sweep, vae = host.glue("sweep"), host.glue("demo").load_demo()[2] if report.model.startswith("demo") else None
+    for way in ("managed", "plain module"):
+        if way == "plain module":  # what the pack did before: the network stays where it was put
+            judge.net.placement = None
+            judge.net.module.to(judge.net.patcher.load_device)
+            judge.net.device = judge.net.patcher.load_device
+        mm.unload_all_models()
+        mm.soft_empty_cache()
+        cuda = torch.cuda.is_available() and run.model.load_device.type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        (latents, _), report.times[f"sweep + judge ({way})"] = timed(lambda: sweep.sweep_latents(
+            run, base, concept, latent, seeds, ks))
+        flat = latents.reshape(-1, *latents.shape[2:])
+        if vae is not None:
+            _, seconds = timed(lambda: sweep.decode_and_judge(vae, judge, flat, "a blue square", None, run.max_batch))
+        else:  # the SD1.5 UNet has no VAE here: judge random images of its size
+            images = torch.rand(flat.shape[0], plan.pixels, plan.pixels, 3)
+            _, seconds = timed(lambda: judge.score(images, "an old person"))
+        report.times[f"sweep + judge ({way})"] += seconds
+        report.peak_gb[way] = torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None
 
 
 def table(report: Report, plan: Plan) -> str:
     naive = report.times["per (seed, k), batch 1"]
+    peaks = ", ".join(f"{way} {'-' if gb is None else f'{gb:.2f} GB'}" for way, gb in report.peak_gb.items())
     lines = [f"\n{report.model} on {report.device}: {len(plan.seeds)} seeds x every k of {plan.steps} euler steps",
              f"switch step vs ConditioningSetTimestepRange graph: max diff {report.switch_diff:.3e} "
              f"(tolerance {report.switch_tol:.3e}) {'OK' if report.switch_diff <= report.switch_tol else 'FAILED'}",
@@ -229,6 +291,7 @@ def table(report: Report, plan: Plan) -> str:
         diff = report.diffs.get(way)
         lines.append(f"{way:40s} {seconds:9.3f} {naive / seconds:8.2f} {seconds / report.limit_s:8.2f} "
                      f"{CPU_SECONDS.get(seconds, float('nan')):8.2f} {'-' if diff is None else f'{diff:.3e}':>20s}")
+    lines.append(f"judge in the loop: {report.judge}; peak device memory of sweep + judging: {peaks}")
     return "\n".join(lines)
 
 
@@ -247,6 +310,10 @@ def run(host, plan: Plan) -> list[Report]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="CPU, demo model only, tiny sizes (< 60 s)")
+    parser.add_argument("--budget-gb", type=float, default=None, help="act as a card of this many GB "
+                        "(ComfyUI's --reserve-vram: the rest is reserved), e.g. 12")
+    parser.add_argument("--vqa-folder", default=None, help="judge in the loop: this transformers VLM folder "
+                        "(e.g. Qwen2.5-VL-3B-Instruct) instead of a random ViT-L-14 clip judge")
     args = parser.parse_args(argv)
     comfy_path = os.environ.get("COMFYUI_PATH")
     if not comfy_path:
@@ -254,8 +321,9 @@ def main(argv=None) -> int:
     import torch
     if not args.small and not torch.cuda.is_available():
         parser.error("no CUDA device: run on a GPU machine, or use --small for the CPU check")
-    host = start_comfy(comfy_path, cpu=args.small)
-    reports = run(host, SMALL if args.small else FULL)
+    host = start_comfy(comfy_path, cpu=args.small, budget_gb=args.budget_gb)
+    import dataclasses
+    reports = run(host, dataclasses.replace(SMALL if args.small else FULL, vqa_folder=args.vqa_folder))
     return 0 if all(r.switch_diff <= r.switch_tol for r in reports) else 1
 
 

@@ -97,6 +97,9 @@ def test_gpu_check_small_mode_runs_and_every_way_gives_the_same_images(host):
     assert set(report.diffs) >= {"per k, batched over seeds", "branching, max_batch unbounded"}
     assert all(d == 0.0 for d in report.diffs.values()), report.diffs
     assert report.best_rows_per_s > 0 and 1 <= report.policy_max_batch <= 64
+    # the judge in the loop ran both ways (managed by ComfyUI, and as a plain module); no peak on a CPU
+    assert report.judge.startswith("clip pci-tiny-clip") and set(report.peak_gb) == {"managed", "plain module"}
+    assert all(report.times[f"sweep + judge ({way})"] > 0 for way in report.peak_gb)
 
 
 def test_default_max_batch_follows_free_memory(host):
