@@ -29,10 +29,11 @@ ENGINE = ["insertion", "schedule", "samplers", "cis"]  # and the statistics/expo
 
 
 def test_engine_modules_never_import_the_demo_world():
-    """The boundary of the layout: the model-agnostic engine (pci_core/*.py but the command line) imports
-    nothing from pci_core.demo, read from the source's import statements."""
+    """The boundary of the layout: the model-agnostic engine (pci_core/*.py but the command line, and
+    pci_core/judges/) imports nothing from pci_core.demo, read from the source's import statements."""
     import ast
     engine = [p for p in (REPO / "pci_core").glob("*.py") if p.stem not in ("__init__", "__main__", "cli")]
+    engine += list((REPO / "pci_core" / "judges").glob("*.py"))  # the judges too: the rule judge is the demo's
     assert {p.stem for p in engine} >= set(ENGINE)
     for path in engine:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -41,3 +42,17 @@ def test_engine_modules_never_import_the_demo_world():
                 assert not any(n == "demo" or n.startswith("demo.") for n in names), f"{path.name} imports the demo world"
             elif isinstance(node, ast.Import):
                 assert not any(".demo" in a.name for a in node.names), f"{path.name} imports the demo world"
+
+
+def test_only_the_demo_adapter_of_the_comfyui_glue_imports_the_demo_world():
+    """nodes/ reaches the demo world through nodes/host/demo.py alone (the demo model as MODEL / CLIP / VAE,
+    the rule judge): every other node or glue module is model-agnostic."""
+    import ast
+    for path in (REPO / "nodes").rglob("*.py"):
+        if path.relative_to(REPO).as_posix() == "nodes/host/demo.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                assert not (module.endswith("pci_core.demo") or ".pci_core.demo." in f".{module}."), \
+                    f"{path.relative_to(REPO)} imports the demo world ({module})"
