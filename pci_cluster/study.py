@@ -115,7 +115,8 @@ def start_ray(address: str | None, workers: int):
     """Ray, started locally (workers CPUs) or joined at address; quiet, and with no network call of its own."""
     try:
         import ray
-    except ImportError:
+        ray.init  # noqa: B018  (a folder named ray on sys.path, e.g. Ray's own /tmp/ray, imports as an empty namespace)
+    except (ImportError, AttributeError):
         raise ValueError("study-ray needs Ray: install the extra into the Python that runs ComfyUI, "
                          "python -m pip install 'prompt-conditioned-intervention[ray]' (or: pip install ray tqdm)") from None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
