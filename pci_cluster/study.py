@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pci_core import cli, results, study, sweep
+from pci_core.cis import CISResult
 
 from . import workflow
 
@@ -95,17 +96,16 @@ class Writer:
     units: list = field(default_factory=list)
 
     def add(self, unit: Unit, data: dict) -> None:
-        folder = self.out / study.folder_name(unit.value)
-        settings = {**data["settings"], "concept_text": workflow.concept_texts(self.template, unit.value),
-                    "search": "adaptive" if self.adaptive else "full"}
-        header = {"concept": data["concept"], "ks": data["ks"], "steps": data["steps"], "sigmas": data["sigmas"],
-                  "threshold": data["threshold"], "settings": settings}
+        folder, result = self.out / study.folder_name(unit.value), CISResult.from_json(data)
+        header = study.header_of(result)
+        header["settings"].update(concept_text=workflow.concept_texts(self.template, unit.value),
+                                  search="adaptive" if self.adaptive else "full")
         if folder not in self.stores:
             self.stores[folder] = results.RunStore(folder, header)  # refuses a folder of other settings
         store = self.stores[folder]
-        new = [i for i, s in enumerate(data["seeds"]) if s not in set(store.done_seeds())]
+        new = [s for s in result.seeds if s not in set(store.done_seeds())]
         if new:
-            store.add([data["seeds"][i] for i in new], [data["scores"][i] for i in new])
+            store.add(new, result.restrict(new).scores)
         self.units.append({"value": unit.value, "seeds": unit.seeds, "attempts": unit.attempts + 1,
                            "node": data["node"], "pid": data["pid"], "gpus": data["gpus"], "seconds": data["seconds"]})
         results.write_atomic(self.out / UNITS_FILE, json.dumps({"units": self.units}, indent=1) + "\n")

@@ -59,33 +59,25 @@ class StudyWorker:
         return result
 
     def full(self, template: dict, value: str, seeds: list[int]) -> dict:
-        """Every k of the workflow's insert_steps for these seeds."""
+        """Every k of the workflow's insert_steps for these seeds (CISResult.to_json, plain data)."""
         sweep_id, _ = workflow.check(template)
         t = time.time()
         result = self._sweep(workflow.unit_prompt(template, value, seeds, f"study-{uuid.uuid4().hex}"), sweep_id)
-        return {**_plain(result), "seconds": time.time() - t, **self.where()}
+        return {**result.to_json(), "seconds": time.time() - t, **self.where()}
 
     def adaptive(self, template: dict, value: str, seeds: list[int]) -> dict:
-        """The adaptive lock-in search over these seeds, one sweep per round (pci_core.adaptive)."""
-        import numpy as np
-        from pci_core import adaptive
+        """The adaptive lock-in search over these seeds (pci_core.runner.adaptive_scores), one sweep per round;
+        the sweep's controls k = 0 and T come with every round and are kept only where the search asks."""
+        from pci_core import runner
         sweep_id, _ = workflow.check(template)
-        t, found = time.time(), {}
+        t, last = time.time(), {}
 
-        def decisions(ks: list) -> "np.ndarray":
+        def measure(seeds: list, ks: list):
             prompt = workflow.unit_prompt(template, value, seeds, f"study-{uuid.uuid4().hex}", ",".join(map(str, ks)))
-            result = self._sweep(prompt, sweep_id)
-            found.update(header=_plain(result), scores={k: result.scores[:, result.ks.index(k)] for k in ks})
-            return np.stack([found["scores"][k] for k in ks], axis=1) >= result.threshold
+            last["result"] = self._sweep(prompt, sweep_id)
+            return last["result"].scores[:, [last["result"].ks.index(k) for k in ks]]
 
-        search = adaptive.adaptive_search(decisions, int(template[sweep_id]["inputs"]["steps"]))
-        scores = np.stack([found["scores"][k] for k in search.ks], axis=1)
-        return {**found["header"], "ks": search.ks, "scores": scores.tolist(), "seconds": time.time() - t,
+        threshold = float(template[sweep_id]["inputs"]["threshold"])
+        search, scores = runner.adaptive_scores(seeds, measure, int(template[sweep_id]["inputs"]["steps"]), threshold)
+        return {**last["result"].to_json(), "ks": search.ks, "scores": scores.tolist(), "seconds": time.time() - t,
                 **self.where()}
-
-
-def _plain(result) -> dict:
-    """A CISResult as plain data (lists, numbers, text): what crosses to the driver."""
-    return {"seeds": list(result.seeds), "ks": list(result.ks), "steps": result.steps, "sigmas": list(result.sigmas),
-            "scores": result.scores.tolist(), "threshold": result.threshold, "concept": result.concept,
-            "settings": dict(result.settings)}

@@ -58,14 +58,22 @@ def adaptive_run(folder: Path, header: dict, seeds: Sequence[int], measure: Meas
             raise ValueError(f"{path} holds an adaptive run over seeds {stored_seeds}; the adaptive search measures "
                              "all seeds together, so it resumes only with the same seeds (or write it elsewhere)")
         return store.result().restrict(seeds), None
-    scores_by_k: dict[int, np.ndarray] = {}
+    search, scores = adaptive_scores(seeds, measure, header["steps"], header["threshold"], stride, budget)
+    store = RunStore(folder, {**header, "ks": search.ks})
+    store.add(seeds, scores)
+    return store.result().restrict(seeds), search
+
+
+def adaptive_scores(seeds: Sequence[int], measure: Measure, steps: int, threshold: float, stride: int | None = None,
+                    budget: float = adaptive.DEFAULT_BUDGET) -> tuple[adaptive.AdaptiveSearch, np.ndarray]:
+    """The adaptive search over all seeds, written nowhere: the search and the scores (S, len(search.ks)) of
+    every k it measured (adaptive_run keeps them in a run folder; a study worker hands them back)."""
+    seeds, scores_by_k = list(seeds), {}
 
     def decisions(ks: list) -> np.ndarray:
         scores = np.asarray(measure(seeds, list(ks)), dtype=np.float64)
         scores_by_k.update({k: scores[:, i] for i, k in enumerate(ks)})
-        return scores >= header["threshold"]
+        return scores >= threshold
 
-    search = adaptive.adaptive_search(decisions, header["steps"], stride, budget)
-    store = RunStore(folder, {**header, "ks": search.ks})
-    store.add(seeds, np.stack([scores_by_k[k] for k in search.ks], axis=1))
-    return store.result().restrict(seeds), search
+    search = adaptive.adaptive_search(decisions, steps, stride, budget)
+    return search, np.stack([scores_by_k[k] for k in search.ks], axis=1)

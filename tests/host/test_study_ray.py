@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -60,23 +61,26 @@ def folders(out: Path) -> dict:
     return {v: results.read_results(out / v / results.RESULTS_FILE) for v in VALUES}
 
 
-@pytest.fixture(scope="module")
-def cis_study(host, tmp_path_factory):
+def cis_study_folder(host, name: str, steps: int = 4, adaptive: bool = False) -> Path:
     """What CIS Study writes in one process for the same concepts, seeds and settings."""
     import folder_paths
-    name = f"ray-reference-{tmp_path_factory.mktemp('x').name}"
     prompt = {k: v for k, v in demo_workflow().items() if k != "7" and k != "3"}
     prompt["8"] = {"class_type": "PCIConceptList", "inputs": {
         "clip": ["1", 1], "template": BASE.replace("red", "{}"), "base_value": "red", "values": "\n".join(VALUES),
         "judge_template": "{}"}}
     prompt["9"] = {"class_type": "CISStudy", "inputs": {
-        "model": ["1", 0], "concepts": ["8", 0], "negative": ["4", 0], "latent": ["5", 0], "seeds": SEEDS, "steps": 4,
-        "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal", "vae": ["1", 2], "judge": ["6", 0],
-        "threshold": 0.5, "max_batch": 0, "run_name": name, "adaptive": False}}
+        "model": ["1", 0], "concepts": ["8", 0], "negative": ["4", 0], "latent": ["5", 0], "seeds": SEEDS,
+        "steps": steps, "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal", "vae": ["1", 2],
+        "judge": ["6", 0], "threshold": 0.5, "max_batch": 0, "run_name": name, "adaptive": adaptive}}
     prompt["10"] = {"class_type": "PreviewAny", "inputs": {"source": ["9", 1]}}
     ok, events, _ = host.run(prompt)
     assert ok, [d for e, d in events if e.endswith("error")]
     return Path(folder_paths.get_output_directory()) / "pci" / name
+
+
+@pytest.fixture(scope="module")
+def cis_study(host, tmp_path_factory):
+    return cis_study_folder(host, f"ray-reference-{uuid.uuid4().hex[:8]}")  # a fresh folder in the host's output
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +141,24 @@ def test_a_rerun_resumes_with_nothing_left_and_changes_no_file(distributed):
     stdout, _ = finished(study_ray(demo_workflow(), out, tmp))
     assert stdout.startswith("0 units")
     assert {p.name: (p / results.RESULTS_FILE).read_bytes() for p in out.iterdir() if p.is_dir()} == before
+
+
+def test_an_adaptive_study_equals_cis_studys_adaptive_search(host, tmp_path):
+    """--adaptive: a unit per concept, the search's rounds run in the worker; the same ks and scores as
+    CIS Study's adaptive search in one process (20 steps: the coarse grid 0, 7, 14, 20 and refinement)."""
+    template = demo_workflow()
+    template["7"]["inputs"]["steps"] = 20
+    stdout, _ = finished(study_ray(template, tmp_path / "study", tmp_path, "--adaptive"))
+    assert stdout.startswith("3 units")
+    reference = cis_study_folder(host, f"ray-adaptive-reference-{uuid.uuid4().hex[:8]}", steps=20, adaptive=True)
+    refined = 0
+    for value in VALUES:
+        h, seeds, scores = results.read_results(tmp_path / "study" / value / results.RESULTS_FILE)
+        ref_h, ref_seeds, ref_scores = results.read_results(reference / value / results.RESULTS_FILE)
+        assert h["ks"] == ref_h["ks"] and h["settings"]["search"] == "adaptive", (value, h["ks"], ref_h["ks"])
+        assert np.array_equal(scores[np.argsort(seeds)], ref_scores[np.argsort(ref_seeds)])
+        refined += len(h["ks"]) > 4
+    assert refined  # some concept needed more than the coarse grid
 
 
 @pytest.mark.parametrize("break_it, named", [
