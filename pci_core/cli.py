@@ -111,11 +111,11 @@ def report(args) -> int:
 
 
 def export_official(args) -> int:
-    from . import official
+    from . import official, study
     out = check_out_folder(args.out)
     found = official.collect([Path(p) for p in args.paths])
     for key, label, result in found:
-        path = official.write_official(result, out / official.folder_of(label))
+        path = official.write_official(result, out / study.folder_name(label))  # their concept folder
         print(f"{key}: {len(result.seeds)} seeds -> {path}")
     return 0
 

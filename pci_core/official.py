@@ -157,8 +157,3 @@ def collect(paths: Sequence[Path], negative: str | None = None, noise: str = "au
             found += [(key, label, read_any(folder)) for key, label, folder in run_folders(path)]
     return found
 
-
-def folder_of(label: str) -> str:
-    """The official runner's concept folder name for one of our runs (its label, made a portable name)."""
-    from .study import folder_name
-    return folder_name(label)
