@@ -257,12 +257,12 @@ def judge_in_the_loop(host, report: Report, plan: Plan, run, base, concept, late
     report.judge = f"{judge.describe()}, {sum(p.numel() for p in judge.model.parameters()) / 1e6:.0f} M weights"
     sweep, vae = host.glue("sweep"), host.glue("demo").load_demo()[2] if report.model.startswith("demo") else None
     for way in ("managed", "plain module"):
+        mm.unload_all_models()  # (this also offloads the managed judge: move the plain one only after it)
+        mm.soft_empty_cache()
         if way == "plain module":  # what the pack did before: the network stays where it was put
             judge.net.placement = None
             judge.net.module.to(judge.net.patcher.load_device)
             judge.net.device = judge.net.patcher.load_device
-        mm.unload_all_models()
-        mm.soft_empty_cache()
         cuda = torch.cuda.is_available() and run.model.load_device.type == "cuda"
         if cuda:
             torch.cuda.reset_peak_memory_stats()
