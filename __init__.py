@@ -11,7 +11,7 @@ async def comfy_entrypoint():
     from comfy_api.latest import ComfyExtension
 
     from .nodes import NODES
-    from .nodes.host.examples import install_example_inputs
+    from .nodes.comfy_glue.examples import install_example_inputs
 
     class PCIExtension(ComfyExtension):
         async def get_node_list(self):

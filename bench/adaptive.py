@@ -19,19 +19,20 @@ import torch
 
 from pci_core import adaptive, insertion, study
 from pci_core.cis import cis_curve, first_crossing
-from pci_core.demo import demo_model, pipeline, sweep, world
-from pci_core.demo import study as demo_study
+from pci_core.demo import demo_model, pipeline, demo_measure, world
+from pci_core.demo import world_study
+from pci_core.demo.world import DEMO_BASE
 
 # The README's five concepts: one attribute of the base changed.
 README_CONCEPTS = {"position": "right", "colour": "blue", "background": "white", "size": "small", "shape": "square"}
 
 
 def concepts(all_values: bool) -> list[tuple[str, study.Concept]]:
-    base = world.parse_prompt(demo_study.BASE)
+    base = world.parse_prompt(DEMO_BASE)
     out = []
     for attribute, values in world.ATTRIBUTES.items():
         chosen = [v for v in values if v != base[attribute]] if all_values else [README_CONCEPTS[attribute]]
-        out += [(attribute, c) for c in demo_study.attribute_concepts(demo_study.BASE, attribute, chosen).concepts]
+        out += [(attribute, c) for c in world_study.attribute_concepts(DEMO_BASE, attribute, chosen).concepts]
     return out
 
 
@@ -39,7 +40,7 @@ def compare(model, concept: study.Concept, seeds: list[int], settings, stride: i
     steps = settings.steps
     full_counter, adaptive_counter = insertion.EvalCounter(), insertion.EvalCounter()
     t = time.time()
-    measure = lambda counter: lambda ks: sweep.demo_measure(model, demo_study.BASE, concept.prompt, concept.judge_text,
+    measure = lambda counter: lambda ks: demo_measure.demo_measure(model, DEMO_BASE, concept.prompt, concept.judge_text,
                                                              settings, counter=counter)(seeds, ks) >= 0.5
     full = measure(full_counter)(list(range(steps + 1)))
     full_s = time.time() - t

@@ -1,5 +1,5 @@
 """What "exact" means per model family, measured (not a test): for tiny random SDXL, SD3, FLUX (cfg 1 and 3)
-and Qwen-Image models built from ComfyUI's own classes (tests/host/families.py), the largest difference
+and Qwen-Image models built from ComfyUI's own classes (pci_cluster/testbed/tiny_families.py), the largest difference
 between a CIS sweep's branch and Concept Insertion Sampler's own run of that seed and k, at max_batch 1
 and at the automatic max_batch, at 1 and 2 torch threads, absolute and relative to the largest latent
 value, and whether a judge's decisions agree (a tiny random CLIP judge, threshold 0.5).
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "host"), str(REPO)]
+sys.path.insert(0, str(REPO))
 
 CASES = [("sdxl", 4.0), ("sd3", 3.0), ("flux", 1.0), ("flux", 3.0), ("qwen_image", 3.0)]
 STEPS, SEEDS, KS = 4, [3, 5, 8, 13], [0, 1, 2, 3, 4]
@@ -25,13 +25,13 @@ STEPS, SEEDS, KS = 4, [3, 5, 8, 13], [0, 1, 2, 3, 4]
 def main() -> int:
     from pci_cluster.headless import Headless
     host = Headless(os.environ["COMFYUI_PATH"])
-    from families import FAMILIES
+    from pci_cluster.testbed.tiny_families import FAMILIES
     from pci_core.judges import tiny
     folder = Path(tempfile.mkdtemp())
     tiny.register_tiny_clip(folder)
     judge = host.nodes.NODE_CLASS_MAPPINGS["PCIJudgeLoader"].execute(
         "clip", tiny.TINY_CLIP, "none (rule judge)", "auto", str(tiny.save_clip(tiny.TINY_CLIP, folder, 30.0))).args[0]
-    Sampling, sweep = host.glue("sampling").Sampling, host.glue("sweep")
+    Sampling, sweep = host.glue("sampling").Sampling, host.glue("branching")
     node = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
     print("| family | cfg | threads | max_batch | max abs diff | relative to max latent | decisions equal |")
     print("|---|---|---|---|---|---|---|")

@@ -6,7 +6,7 @@ On a CUDA machine, for the demo model (64 px) and an SD1.5-architecture UNet (ra
    ConditioningSetTimestepRange graph (max diff and the tolerance for GPU float noise, printed);
 2. times a full CIS sweep (4 seeds x every k of 20 euler steps) three ways: one node run per
    (seed, k) at batch 1; one run per k batched over the seeds (the insertion guider with each
-   seed's own noise); the branching engine in one run (nodes/host/sweep.py sweep_latents) for several
+   seed's own noise); the branching engine in one run (nodes/comfy_glue/branching.py sweep_latents) for several
    max_batch values, the device policy's choice (max_batch_for_device) included;
 3. measures the limit: the sweep's unique rows / the UNet's best rows per second through ComfyUI's
    own CFGGuider at batch 1..128;
@@ -81,7 +81,7 @@ class Report:
 def start_comfy(comfy_path: str, cpu: bool, budget_gb: float | None = None):
     """Real ComfyUI with the pack loaded (pci_cluster.headless), on the CPU or ComfyUI's own device; with
     budget_gb, ComfyUI reserves all but that much of the card (its --reserve-vram, read at start-up)."""
-    sys.path[:0] = [comfy_path, str(REPO / "tests" / "host"), str(REPO)]
+    sys.path[:0] = [comfy_path, str(REPO)]
     if budget_gb is not None:
         import torch
         from comfy.cli_args import args
@@ -115,7 +115,7 @@ def timed(fn):
 
 def demo_parts(host, pixels):
     import nodes as core
-    model, clip, _ = host.glue("demo").load_demo()
+    model, clip, _ = host.glue("demo_adapter").load_demo()
     enc = lambda text: core.CLIPTextEncode().encode(clip, text)[0]
     latent = core.EmptyLatentImage().generate(pixels, pixels, 1)[0]
     return model, enc("a red circle on the left"), enc("a blue square on the right"), enc(""), latent
@@ -127,7 +127,7 @@ def sd15_parts(pixels):
     import comfy.sd
     import nodes as core
     import torch
-    from sd15 import random_value, sd15_shapes
+    from pci_cluster.testbed.sd15_checkpoint import random_value, sd15_shapes
     g = torch.Generator().manual_seed(0)
     sd = {k: random_value(k, s, d, g).half() for k, (s, d) in sd15_shapes().items() if k.startswith("model.diffusion_model.")}
     model = comfy.sd.load_diffusion_model_state_dict(sd, model_options={"dtype": torch.float16})
@@ -157,7 +157,7 @@ def per_k_batched(host, model, base, concept, neg, latent, seeds, ks, steps, cfg
     out = []
     for k in ks:
         boundaries = torch.full((len(seeds),), schedule.insertion_boundary(sigmas, k), dtype=torch.float64)
-        guider = host.glue("insertion").ConceptInsertionGuider(model, base, concept, neg, cfg, boundaries, torch.arange(len(seeds)))
+        guider = host.glue("guider").ConceptInsertionGuider(model, base, concept, neg, cfg, boundaries, torch.arange(len(seeds)))
         out.append(guider.sample(noise, image.repeat(len(seeds), 1, 1, 1), comfy.samplers.sampler_object("euler"), sigmas,
                                  disable_pbar=True, seed=seeds[0]).float().cpu())
     return torch.stack(out, dim=1)
@@ -195,7 +195,7 @@ def max_diff(a, b) -> float:
 def check_model(host, name: str, plan: Plan) -> Report:
     import comfy.model_management as mm
     import torch
-    from ranges import insertion_and_range
+    from pci_cluster.testbed.range_graphs import insertion_and_range
     pixels = 64 if name == "demo" else plan.pixels  # the demo world is 64 px
     model, base, concept, neg, latent = demo_parts(host, pixels) if name == "demo" else sd15_parts(pixels)
     node = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
@@ -215,7 +215,7 @@ def check_model(host, name: str, plan: Plan) -> Report:
     batched, report.times["per k, batched over seeds"] = timed(
         lambda: per_k_batched(host, model, base, concept, neg, latent, seeds, ks, steps, cfg))
     report.diffs["per k, batched over seeds"] = max_diff(batched, naive)
-    Sampling, sweep = host.glue("sampling").Sampling, host.glue("sweep")
+    Sampling, sweep = host.glue("sampling").Sampling, host.glue("branching")
     run = lambda max_batch: Sampling(model, neg, steps, cfg, "euler", "normal", max_batch)
     report.policy_max_batch = run(0).for_latent(latent).max_batch
     sweep.sweep_latents(run(report.policy_max_batch), base, concept, latent, seeds, ks)  # warm-up of the batched shapes
@@ -255,7 +255,7 @@ def judge_in_the_loop(host, report: Report, plan: Plan, run, base, concept, late
     loader = host.nodes.NODE_CLASS_MAPPINGS["PCIJudgeLoader"]
     judge = loader.execute(backend, arch, "none (rule judge)", "auto", weights).args[0]
     report.judge = f"{judge.describe()}, {sum(p.numel() for p in judge.model.parameters()) / 1e6:.0f} M weights"
-    sweep, vae = host.glue("sweep"), host.glue("demo").load_demo()[2] if report.model.startswith("demo") else None
+    sweep, vae = host.glue("branching"), host.glue("demo_adapter").load_demo()[2] if report.model.startswith("demo") else None
     for way in ("managed", "plain module"):
         mm.unload_all_models()  # (this also offloads the managed judge: move the plain one only after it)
         mm.soft_empty_cache()

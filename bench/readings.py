@@ -16,9 +16,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pci_core import cis  # noqa: E402
-from pci_core.demo import demo_model, pipeline, sweep  # noqa: E402
+from pci_core.demo import demo_model, pipeline, demo_measure  # noqa: E402
+from pci_core.demo.world import DEMO_BASE  # noqa: E402
 
-BASE = "a large red circle on the left on a black background"
 CONCEPTS = [("a small blue square on the right on a white background", None),
             ("a large blue square on the left on a black background", "a blue square"),
             ("a large green triangle at the top on a gray background", None),
@@ -30,8 +30,8 @@ def main() -> int:
     model, settings = demo_model.load(), pipeline.SamplerSettings(steps=20, sampler="euler_ancestral")
     ks, sigmas = list(range(21)), pipeline.sigmas_for(settings).tolist()
     for concept, text in CONCEPTS:
-        text = text or sweep.default_judge_text(BASE, concept)
-        scores = sweep.demo_measure(model, BASE, concept, text, settings)(list(range(32)), ks)
+        text = text or demo_measure.default_judge_text(DEMO_BASE, concept)
+        scores = demo_measure.demo_measure(model, DEMO_BASE, concept, text, settings)(list(range(32)), ks)
         d = scores >= 0.5
         print(f"\n{text!r} (euler_ancestral, 20 steps, 32 seeds): seeds whose decisions rise again: "
               f"{sum(bool((row[1:] > row[:-1]).any()) for row in d)}")

@@ -15,12 +15,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.test_study_plan import demo_workflow  # noqa: E402  (the demo-model workflow the tests run)
+from pci_cluster.testbed.demo_workflows import demo_workflow  # noqa: E402
 
 
 def main() -> int:
-    from pci_cluster import study
-    from pci_core import sweep
+    from pci_cluster import study_driver
+    from pci_core import sweep_plan
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--values", default="blue,green,yellow", help="colours: the demo base's colour slot")
     p.add_argument("--seeds", default="0-31")
@@ -30,12 +30,12 @@ def main() -> int:
     args = p.parse_args()
     template = demo_workflow()
     template["7"]["inputs"]["steps"] = args.steps
-    values, seeds = study.concept_values(args.values), sweep.parse_seeds(args.seeds, "--seeds")
+    values, seeds = study_driver.concept_values(args.values), sweep_plan.parse_seeds(args.seeds, "--seeds")
     stats = {}
     for workers in (int(w) for w in args.workers_list.split(",")):
         out = Path(tempfile.mkdtemp(prefix=f"study_ray_{workers}w_"))
-        stats[workers] = study.run(template, values, seeds, out, workers=workers, block=args.seed_block, progress=False)
-        print(study.summary(stats[workers]), flush=True)
+        stats[workers] = study_driver.run(template, values, seeds, out, workers=workers, block=args.seed_block, progress=False)
+        print(study_driver.summary(stats[workers]), flush=True)
     first = min(stats)
     print(f"\n{len(values)} concepts x {len(seeds)} seeds, {args.steps} steps, units of {args.seed_block} seeds")
     print("| workers | units | ready (s) | units run (s) | units/s | vs 1 worker |")

@@ -1,7 +1,7 @@
 """Benchmark (not a test): CISSweep's engine against the curve built the way a user would without it.
 
 In real ComfyUI (in-process, pci_cluster/headless.py), on the demo model: S seeds x every k of T steps,
- - sweep: nodes/host/sweep.py measure (sweep_latents + decode_and_judge) in seed blocks (what CISSweep runs);
+ - sweep: nodes/comfy_glue/branching.py measure (sweep_latents + decode_and_judge) in seed blocks (what CISSweep runs);
  - user: one ConceptInsertionSampler run + VAE decode + judge per (seed, k), batch 1.
 Both in one process, one after the other per sampler; model rows counted at the UNet (cond and uncond
 rows), decisions asserted identical. Prints a table.
@@ -18,8 +18,10 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "host"), str(REPO)]
-BASE, CONCEPT, JUDGE_TEXT = "a large red circle on the left on a black background", \
+sys.path.insert(0, str(REPO))
+from pci_core.demo.world import DEMO_BASE  # noqa: E402
+
+BASE, CONCEPT, JUDGE_TEXT = DEMO_BASE, \
     "a large blue circle on the left on a black background", "blue"
 
 
@@ -46,13 +48,13 @@ def sampling_args(seeds: int) -> argparse.ArgumentParser:
 
 
 def demo_in_host():
-    """Real ComfyUI in-process with the pack: (host, core nodes, the pack's sweep glue (nodes/host/sweep.py),
+    """Real ComfyUI in-process with the pack: (host, core nodes, the pack's sweep glue (nodes/comfy_glue/branching.py),
     model, clip, vae, rule judge, encode(text) -> conditioning)."""
     from pci_cluster.headless import Headless
     host = Headless(os.environ["COMFYUI_PATH"])
     import nodes as core
     from pci_core.demo import demo_model
-    hm = host.glue("sweep")
+    hm = host.glue("branching")
     model, clip, vae = host.nodes.NODE_CLASS_MAPPINGS["PCIDemoModelLoader"].execute(demo_model.WEIGHTS_FILE).args
     judge = host.nodes.NODE_CLASS_MAPPINGS["PCIJudgeLoader"].execute("rule", "", "none (rule judge)", "cpu").args[0]
     return host, core, hm, model, clip, vae, judge, lambda text: core.CLIPTextEncode().encode(clip, text)[0]
@@ -61,7 +63,7 @@ def demo_in_host():
 def main() -> int:
     args = sampling_args(seeds=16).parse_args()
     host, core, hm, model, clip, vae, judge, enc = demo_in_host()
-    from pci_core import sweep
+    from pci_core import sweep_plan
     insertion = host.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]
     base, concept, neg = enc(BASE), enc(CONCEPT), enc("")
     latent = core.EmptyLatentImage().generate(64, 64, 1)[0]
@@ -80,7 +82,7 @@ def main() -> int:
             sweep_scores = []
             measure = hm.measure(hm.Sampling(counted, neg, steps, args.cfg, sampler, "normal", max_batch), base, concept,
                                  latent, vae, judge, JUDGE_TEXT, None)
-            for block in sweep.seed_blocks(seeds, sweep.seeds_per_block(len(ks), max_batch)):
+            for block in sweep_plan.seed_blocks(seeds, sweep_plan.seeds_per_block(len(ks), max_batch)):
                 sweep_scores.append(measure(block, ks).reshape(-1))
             sweep_s, sweep_rows = time.perf_counter() - t, counter[0]
             counted, counter = counting(model)

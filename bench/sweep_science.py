@@ -1,6 +1,6 @@
 """Science check (not a test): do layout and colour lock in before size and shape on the demo model?
 
-In real ComfyUI (in-process), CISSweep's engine (nodes/host/sweep.py measure: sweep_latents + decode_and_judge, seed
+In real ComfyUI (in-process), CISSweep's engine (nodes/comfy_glue/branching.py measure: sweep_latents + decode_and_judge, seed
 blocks of max_batch) on the demo model: base "a large red circle on the left on a black background",
 five concepts each changing one attribute, judged by the rule judge on that attribute; S seeds x every
 k of T steps, for each sampler. Prints tau50 with bootstrap 95% intervals (cis.summarize) per attribute
@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests" / "host"), str(REPO)]
+sys.path.insert(0, str(REPO))
 from sweep_host import demo_in_host, sampling_args  # noqa: E402  (bench/ is on the path when run as a script)
-BASE = "a large red circle on the left on a black background"
+from pci_core.demo.world import DEMO_BASE  # noqa: E402
 CONCEPTS = {  # attribute: (concept prompt, what the judge looks for)
     "position": ("a large red circle on the right on a black background", "on the right"),
     "colour": ("a large blue circle on the left on a black background", "blue"),
@@ -35,8 +35,8 @@ def main() -> int:
     args = parser.parse_args()
     host, core, hm, model, clip, vae, judge, enc = demo_in_host()
     from PIL import Image
-    from pci_core import cis, plots, sweep
-    base, neg = enc(BASE), enc("")
+    from pci_core import cis, plots, sweep_plan
+    base, neg = enc(DEMO_BASE), enc("")
     latent = core.EmptyLatentImage().generate(64, 64, 1)[0]
     seeds, ks, steps, max_batch = list(range(args.seeds)), list(range(args.steps + 1)), args.steps, 64  # the node's auto choice on a CPU
     summaries, t0 = {}, time.perf_counter()
@@ -45,7 +45,7 @@ def main() -> int:
             run = hm.Sampling(model, neg, steps, args.cfg, sampler, "normal", max_batch)
             for attribute, (prompt, text) in CONCEPTS.items():
                 measure = hm.measure(run, base, enc(prompt), latent, vae, judge, text, None)
-                scores = [measure(block, ks) for block in sweep.seed_blocks(seeds, sweep.seeds_per_block(len(ks), max_batch))]
+                scores = [measure(block, ks) for block in sweep_plan.seed_blocks(seeds, sweep_plan.seeds_per_block(len(ks), max_batch))]
                 result = cis.CISResult(seeds, ks, steps, run.step_sigmas(), np.concatenate(scores), 0.5,
                                        text, {"sampler": sampler})
                 summaries[sampler, attribute] = cis.summarize(result)
@@ -73,7 +73,7 @@ def main() -> int:
             print(f"{sampler}: position/colour upper ends {early}, size/shape lower ends {late}: "
                   f"{'non-overlapping, layout and colour first' if max(early) < min(late) else 'OVERLAPPING'}")
     panels = [plots.cis_plot([summaries[sampler, a] for a in CONCEPTS], list(CONCEPTS),
-                             title=f"demo model, {sampler}: base '{BASE}', one attribute changed")
+                             title=f"demo model, {sampler}: base '{DEMO_BASE}', one attribute changed")
               for sampler in args.samplers.split(",")]
     Image.fromarray((np.concatenate(panels, axis=0) * 255).round().astype(np.uint8)).save(args.out)
     print(f"wrote {Path(args.out).resolve()}")

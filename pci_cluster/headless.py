@@ -115,6 +115,6 @@ class Headless:
         return self.nodes.NODE_CLASS_MAPPINGS[name].GET_NODE_INFO_V1()
 
     def glue(self, name: str):
-        """A module of the pack's ComfyUI glue (nodes/host/<name>.py) as ComfyUI loaded it."""
+        """A module of the pack's ComfyUI glue (nodes/comfy_glue/<name>.py) as ComfyUI loaded it."""
         package = inspect.getmodule(self.nodes.NODE_CLASS_MAPPINGS["ConceptInsertionSampler"]).__package__
-        return sys.modules[f"{package}.host.{name}"]
+        return sys.modules[f"{package}.comfy_glue.{name}"]

@@ -1,7 +1,7 @@
 """One worker of a distributed study: a headless ComfyUI with the pack loaded, started once, that runs
 units (a concept's block of seeds, or a concept's whole adaptive search) through ComfyUI's own executor
 and hands back plain data (seeds, ks, scores, the run's header): no shared filesystem is needed, the
-driver alone writes the study folder. Run as a Ray actor (pci_cluster.study)."""
+driver alone writes the study folder. Run as a Ray actor (pci_cluster.study_driver)."""
 from __future__ import annotations
 
 import os

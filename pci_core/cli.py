@@ -1,81 +1,17 @@
 """Command line: `python -m pci_core COMMAND` (the list: `python -m pci_core --help`).
 
 The demo model's commands live in pci_core/demo/commands.py, the distributed study in
-pci_cluster/study.py; here are the parser, the engine's own commands (merge, report, export-official)
+pci_cluster/study_driver.py; here are the parser, the engine's own commands (merge, report, export-official)
 and the checks every command makes before any work: a bad input ends in one line naming it, exit 2.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
-import numpy as np
-
-DEMO_BASE = "a large red circle on the left on a black background"
-
-
-# ---------------------------------------------------------------- checks (before any work)
-
-def check_whole(value, flag: str, least: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"{flag}={value}: must be a whole number, at least {least}")
-    return value
-
-
-def check_cfg(value, flag: str = "--cfg") -> float:
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{flag}={value}: must be a finite guidance scale, 0 or more (e.g. 4)")
-    return float(value)
-
-
-def check_out_folder(path, flag: str = "--out") -> Path:
-    """The output folder (made later, when there is something to write); ValueError when it is a file or
-    lies below one."""
-    path = Path(path)
-    for place in (path, *path.parents):
-        if place.exists() and not place.is_dir():
-            raise ValueError(f"{flag} {str(path)!r}: {str(place)!r} is a file; give a folder (it is created if missing)")
-    return path
-
-
-def check_out_file(path, flag: str = "--out") -> Path:
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{flag} {str(path)!r} is a folder; give the file to write, e.g. {str(path / 'model.safetensors')!r}")
-    check_out_folder(path.parent, flag)
-    return path
-
-
-def seeds(args) -> list[int]:
-    """--seed and --n as seeds: the one seed rule of the nodes (pci_core.sweep.seed_range)."""
-    from .sweep import seed_range
-    return seed_range(args.seed, args.n, ("--seed", "--n"))
-
-
-def torch_threads(n: int | None) -> None:
-    if n:
-        import torch
-        torch.set_num_threads(check_whole(n, "--threads", 1))
-
-
-def save_png(image: np.ndarray, path: Path, upscale: int = 8) -> None:
-    from PIL import Image
-    arr = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
-    Image.fromarray(arr).resize((arr.shape[1] * upscale, arr.shape[0] * upscale), Image.NEAREST).save(path)
-
-
-def write_study(found, out: Path, title: str, reading: str | None = None) -> str:
-    """The study table (returned, and study.txt) and the overlaid CIS plot (study.png) of (key, label, result)."""
-    from . import cis, plots, study
-    summaries = [cis.summarize(r, reading=reading or cis.DEFAULT_READING) for _, _, r in found]
-    labels = [label for _, label, _ in found]
-    text = study.study_table(summaries, labels)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "study.txt").write_text(text + "\n", encoding="utf-8")
-    save_png(plots.cis_plot(summaries, labels, title), out / "study.png", 1)
-    return text
+from .arg_checks import check_out_folder
+from .demo.world import DEMO_BASE
 
 
 # ---------------------------------------------------------------- the engine's commands
@@ -92,20 +28,20 @@ def merge(args) -> int:
             store.add([result.seeds[i] for i in new], result.scores[new])
     study.write_index(out, [(key, label) for key, label, _ in merged])
     print(f"merged {len(args.dirs)} folders into {len(merged)} concepts")
-    print(write_study(merged, out, f"CIS(k) of {len(merged)} concepts (merged from {len(args.dirs)} folders)"))
+    print(study.write_study_files(merged, out, f"CIS(k) of {len(merged)} concepts (merged from {len(args.dirs)} folders)"))
     print(f"wrote {out.resolve()}/study.txt, study.png, study.json and one run folder per concept")
     return 0
 
 
 def report(args) -> int:
-    from . import cis, official
+    from . import cis, official, study
     found = official.collect([Path(p) for p in args.paths], args.negative, args.noise)
     for key, _, result in found:
         print(f"== {key}")
         print(cis.table(cis.summarize(result, reading=args.reading)))
     if args.out:
         out = check_out_folder(args.out)
-        print(write_study(found, out, f"CIS(k) of {len(found)} runs", args.reading))
+        print(study.write_study_files(found, out, f"CIS(k) of {len(found)} runs", args.reading))
         print(f"wrote {out.resolve()}/study.txt and study.png")
     return 0
 
@@ -121,8 +57,8 @@ def export_official(args) -> int:
 
 
 def study_ray(args) -> int:
-    from pci_cluster import study
-    return study.main(args)
+    from pci_cluster import study_driver
+    return study_driver.main(args)
 
 
 # ---------------------------------------------------------------- the parser
@@ -178,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("study-ray", help="a study of any ComfyUI workflow with one CIS Sweep node, fanned out over "
                                          "Ray workers (one per GPU, or CPU workers), resumable")
-    from pci_cluster.study import add_arguments
+    from pci_cluster.study_driver import add_arguments
     add_arguments(p)
     p.set_defaults(func=study_ray)
 

@@ -1,7 +1,10 @@
-"""Images as ComfyUI passes them: the one check both the judges and the edit metrics use."""
+"""Images as ComfyUI passes them: the one check both the judges and the edit metrics use; and a PNG writer
+for the command line's pictures."""
 from __future__ import annotations
 
 from typing import Any
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,3 +39,10 @@ def as_image_batch(images: Any) -> torch.Tensor:
         raise ValueError(f"images: {expected}; got values in [{low:.3g}, {high:.3g}] "
                          f"(images in [-1, 1] map to [0, 1] by (x + 1) / 2)")
     return images.clamp(0.0, 1.0).contiguous()
+
+
+def save_png(image: np.ndarray, path: Path, upscale: int = 8) -> None:
+    """An (H, W, 3) float image in [0, 1] as a PNG, shown `upscale` times larger (nearest)."""
+    from PIL import Image
+    arr = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    Image.fromarray(arr).resize((arr.shape[1] * upscale, arr.shape[0] * upscale), Image.NEAREST).save(path)

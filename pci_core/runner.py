@@ -20,7 +20,7 @@ import numpy as np
 from . import adaptive
 from .cis import CISResult
 from .results import RESULTS_FILE, RunStore, read_results
-from .sweep import seed_blocks
+from .sweep_plan import seed_blocks
 
 # measure(seeds, ks) -> scores (len(seeds), len(ks)): every (seed, k) branch sampled, decoded and judged.
 Measure = Callable[[list, list], np.ndarray]

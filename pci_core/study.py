@@ -255,3 +255,16 @@ def merge_studies(studies: Sequence[Path]) -> list[tuple[str, str, cis.CISResult
                              f"({', '.join(map(str, groups[first_key]))}) and {key!r} "
                              f"({', '.join(map(str, groups[key]))}) differ in {', '.join(diff)}")
     return merged
+
+
+def write_study_files(found, out: Path, title: str, reading: str | None = None) -> str:
+    """The study table (returned, and study.txt) and the overlaid CIS plot (study.png) of (key, label, result)."""
+    from . import plots
+    from .images import save_png
+    summaries = [cis.summarize(r, reading=reading or cis.DEFAULT_READING) for _, _, r in found]
+    labels = [label for _, label, _ in found]
+    text = study_table(summaries, labels)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.txt").write_text(text + "\n", encoding="utf-8")
+    save_png(plots.cis_plot(summaries, labels, title), out / "study.png", 1)
+    return text

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from pci_core import cis
-from pci_core.demo import demo_model, pipeline, sweep
+from pci_core.demo import demo_model, pipeline, demo_measure
 
 
 def test_first_crossing_interpolates_linearly():
@@ -18,17 +18,17 @@ def test_cis_is_the_fraction_of_seeds_per_step():
 
 
 def test_default_judge_text_is_what_the_concept_changes():
-    assert sweep.default_judge_text("a red circle", "a blue circle") == "a blue shape"
-    assert sweep.default_judge_text("a red circle", "a red circle") == "a red circle"
-    assert sweep.default_judge_text("a large red circle on the left", "a small red square on the left") == \
+    assert demo_measure.default_judge_text("a red circle", "a blue circle") == "a blue shape"
+    assert demo_measure.default_judge_text("a red circle", "a red circle") == "a red circle"
+    assert demo_measure.default_judge_text("a large red circle on the left", "a small red square on the left") == \
         "a small square"
     with pytest.raises(ValueError, match="names no attribute"):
-        sweep.default_judge_text("a red circle", "a photo")
+        demo_measure.default_judge_text("a red circle", "a photo")
 
 
 @pytest.fixture(scope="module")
 def colour_sweep():
-    return sweep.demo_sweep(demo_model.load(), "a red circle on the left", "a blue circle on the left", range(8),
+    return demo_measure.demo_sweep(demo_model.load(), "a red circle on the left", "a blue circle on the left", range(8),
                             pipeline.SamplerSettings(steps=10))
 
 
@@ -47,12 +47,12 @@ def test_colour_curve_falls_from_one_to_zero_on_the_demo_model(colour_sweep):
 def test_the_sweep_judges_its_judge_text_with_the_rule_judge(colour_sweep):
     """One definition of CIS: the rule judge on the judge text, every attribute it names."""
     import torch
-    from pci_core.demo.judge import RuleJudge
+    from pci_core.demo.rule_judge import RuleJudge
     judge = RuleJudge()
     images = torch.from_numpy(colour_sweep["images"].reshape(-1, 64, 64, 3))
     assert np.array_equal(colour_sweep["decisions"],
                           judge.decide(judge.score(images, "a blue shape")).numpy().reshape(8, 11))
-    small = sweep.demo_sweep(demo_model.load(), "a red circle", "a blue square", [0, 1],
+    small = demo_measure.demo_sweep(demo_model.load(), "a red circle", "a blue square", [0, 1],
                              pipeline.SamplerSettings(steps=4), judge_text="a square")
     images = torch.from_numpy(small["images"].reshape(-1, 64, 64, 3))
     assert small["judged"] == "a square"

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from pci_core import edit_metrics, editing, judges
+from pci_core import edit_metrics, edit_rules, judges
 from pci_core.cis import CISResult
-from pci_core.demo.judge import RuleJudge
+from pci_core.demo.rule_judge import RuleJudge
 from pci_core.judges import tiny
 
 
@@ -28,35 +28,35 @@ def result_with_cis(cis_values, ks=None, seeds=20, steps=None, settings=None):
 def test_tau_rule_takes_the_last_whole_step_before_cis_falls_through_the_level():
     r = result_with_cis([1, 1, 1, 0.75, 0.5, 0.25, 0])
     # CIS(4) = 0.5 is still at the level; it falls through between 4 and 5: tau50 = 4.0
-    assert editing.choose_by_tau(r, 0.5).k == 4
+    assert edit_rules.choose_by_tau(r, 0.5).k == 4
     # tau70 = 3 + (0.75 - 0.7) / (0.75 - 0.5) = 3.2 -> 3
-    choice = editing.choose_by_tau(r, 0.7)
+    choice = edit_rules.choose_by_tau(r, 0.7)
     assert choice.k == 3 and choice.rule == "tau" and "3.20" in choice.reason
 
 
 def test_tau_rule_default_is_the_latest_step_of_the_paper_window():
     r = result_with_cis([1, 1, 0.9, 0.65, 0.55, 0.2, 0])
     # tau70 = 2 + 0.2/0.25 = 2.8, tau50 = 4 + 0.05/0.35 = 4.14: whole steps 3 and 4 in the window; 4 is the latest
-    choice = editing.choose_by_tau(r)
+    choice = edit_rules.choose_by_tau(r)
     assert choice.k == 4 and "latest whole step" in choice.reason and "[2.80, 4.14]" in choice.reason
 
 
 def test_tau_rule_on_a_steep_curve_takes_the_step_just_before_the_window():
     r = result_with_cis([1, 1, 0.9, 0.3, 0])
     # tau70 = 2 + 0.2/0.6 = 2.33, tau50 = 2 + 0.4/0.6 = 2.67: no whole step inside
-    choice = editing.choose_by_tau(r)
+    choice = edit_rules.choose_by_tau(r)
     assert choice.k == 2 and "just before it" in choice.reason
 
 
 def test_tau_rule_on_sparse_steps_interpolates_between_them():
     r = result_with_cis([1, 1, 0.6, 0.2, 0], ks=[0, 5, 10, 15, 20])
-    assert editing.choose_by_tau(r, 0.5).k == 11  # 10 + 0.1/0.4 * 5 = 11.25
+    assert edit_rules.choose_by_tau(r, 0.5).k == 11  # 10 + 0.1/0.4 * 5 = 11.25
 
 
 def test_tau_rule_edges_are_explained():
-    never_takes = editing.choose_by_tau(result_with_cis([0.3, 0.1, 0, 0]), 0.5)
+    never_takes = edit_rules.choose_by_tau(result_with_cis([0.3, 0.1, 0, 0]), 0.5)
     assert never_takes.k == 0 and "already 0.30" in never_takes.reason
-    always_seen = editing.choose_by_tau(result_with_cis([1, 1, 0.9, 0.8]), 0.5)
+    always_seen = edit_rules.choose_by_tau(result_with_cis([1, 1, 0.9, 0.8]), 0.5)
     assert always_seen.k == 3 and "never falls below" in always_seen.reason
 
 
@@ -67,13 +67,13 @@ def test_best_score_weighs_edit_success_against_preservation():
     success = [1.0, 1.0, 0.9, 0.4, 0.0]
     kept = [0.1, 0.3, 0.7, 0.9, 1.0]
     # w = 0.5: 0.55 0.65 0.80 0.65 0.50 -> k = 2
-    assert editing.choose_by_score(ks, success, kept, 0.5).k == 2
-    assert editing.choose_by_score(ks, success, kept, 1.0).k == 1  # ties (k = 0, 1) go to the later step
-    assert editing.choose_by_score(ks, success, kept, 0.0).k == 4
+    assert edit_rules.choose_by_score(ks, success, kept, 0.5).k == 2
+    assert edit_rules.choose_by_score(ks, success, kept, 1.0).k == 1  # ties (k = 0, 1) go to the later step
+    assert edit_rules.choose_by_score(ks, success, kept, 0.0).k == 4
     with pytest.raises(ValueError, match="weight=1.5"):
-        editing.choose_by_score(ks, success, kept, 1.5)
+        edit_rules.choose_by_score(ks, success, kept, 1.5)
     with pytest.raises(ValueError, match="one of each per candidate step"):
-        editing.choose_by_score(ks, success[:3], kept, 0.5)
+        edit_rules.choose_by_score(ks, success[:3], kept, 0.5)
 
 
 # ---------------------------------------------------------------- latest yes (per seed)
@@ -81,64 +81,64 @@ def test_best_score_weighs_edit_success_against_preservation():
 def test_latest_yes_takes_the_largest_step_whose_image_shows_the_edit():
     ks = [0, 1, 2, 3, 4, 5]
     # not monotone: the edit takes at 0-2, misses at 3, takes again at 4, misses at 5 (the source)
-    choice = editing.choose_latest_yes(ks, [True, True, True, False, True, False], "seed 5")
+    choice = edit_rules.choose_latest_yes(ks, [True, True, True, False, True, False], "seed 5")
     assert choice.k == 4 and choice.rule == "latest yes"
     assert "k=4 is the latest step" in choice.reason and "not at k=5" in choice.reason and "seed 5" in choice.reason
     # a batch: a step counts only when every image shows the edit
     batch = [[True, True, True, True, False, False], [True, True, False, True, True, False]]
-    assert editing.choose_latest_yes(ks, batch).k == 3
+    assert edit_rules.choose_latest_yes(ks, batch).k == 3
     # the source itself already shows it: k = steps
-    assert "the source already shows it" in editing.choose_latest_yes([0, 1, 2], [False, False, True]).reason
+    assert "the source already shows it" in edit_rules.choose_latest_yes([0, 1, 2], [False, False, True]).reason
     # candidate steps in any order
-    assert editing.choose_latest_yes([2, 0, 1], [False, True, True]).k == 1
+    assert edit_rules.choose_latest_yes([2, 0, 1], [False, True, True]).k == 1
 
 
 def test_latest_yes_when_the_edit_never_takes_regenerates_and_says_so():
-    choice = editing.choose_latest_yes([0, 1, 2], [False, False, False])
+    choice = edit_rules.choose_latest_yes([0, 1, 2], [False, False, False])
     assert choice.k == 0 and "the edit never took" in choice.reason and "0:no 1:no 2:no" in choice.reason
-    assert editing.choose_step("latest yes", 2, ks=[0, 1, 2], decisions=[True, False, False]).k == 0
+    assert edit_rules.choose_step("latest yes", 2, ks=[0, 1, 2], decisions=[True, False, False]).k == 0
     with pytest.raises(ValueError, match="rule 'latest yes' needs the judge's decision.*connect a judge"):
-        editing.choose_step("latest yes", 2)
+        edit_rules.choose_step("latest yes", 2)
     with pytest.raises(ValueError, match="one decision per candidate step"):
-        editing.choose_latest_yes([0, 1, 2], [True, False])
+        edit_rules.choose_latest_yes([0, 1, 2], [True, False])
 
 
 def test_fixed_and_bad_inputs_name_the_input():
-    assert editing.choose_step("fixed", 20, fixed_k=7).k == 7
+    assert edit_rules.choose_step("fixed", 20, fixed_k=7).k == 7
     with pytest.raises(ValueError, match=r"fixed_k=21: must be a whole step in \[0, 20\]"):
-        editing.choose_step("fixed", 20, fixed_k=21)
+        edit_rules.choose_step("fixed", 20, fixed_k=21)
     with pytest.raises(ValueError, match=r"fixed_k=-1"):
-        editing.choose_fixed(-1, 20)
+        edit_rules.choose_fixed(-1, 20)
     with pytest.raises(ValueError, match="cis_result.*judge"):
-        editing.choose_step("tau", 20)
+        edit_rules.choose_step("tau", 20)
     with pytest.raises(ValueError, match="best score.*connect a judge"):
-        editing.choose_step("best score", 20, result=result_with_cis([1, 0]))
+        edit_rules.choose_step("best score", 20, result=result_with_cis([1, 0]))
     with pytest.raises(ValueError, match="rule 'middle': valid rules are tau, best score, fixed"):
-        editing.choose_step("middle", 20)
+        edit_rules.choose_step("middle", 20)
     with pytest.raises(ValueError, match="level=2"):
-        editing.choose_by_tau(result_with_cis([1, 0]), 2)
+        edit_rules.choose_by_tau(result_with_cis([1, 0]), 2)
 
 
 def test_a_cis_result_from_another_schedule_is_refused_naming_both():
     r = result_with_cis([1, 1, 0.5, 0], steps=3, settings={"sampler": "euler", "scheduler": "karras"})
-    editing.check_matching_run(r, 3, "euler", "karras")  # the same run: fine
+    edit_rules.check_matching_run(r, 3, "euler", "karras")  # the same run: fine
     with pytest.raises(ValueError, match=r"cis_result was measured with steps=3, sampler=euler, scheduler=karras but "
                                          r"this edit runs steps=20, sampler=euler, scheduler=normal \(differs in "
                                          r"steps, scheduler\)"):
-        editing.check_matching_run(r, 20, "euler", "normal")
+        edit_rules.check_matching_run(r, 20, "euler", "normal")
     with pytest.raises(ValueError, match=r"differs in sampler"):
-        editing.check_matching_run(r, 3, "dpmpp_2m", "karras")
+        edit_rules.check_matching_run(r, 3, "dpmpp_2m", "karras")
     with pytest.raises(ValueError, match=r"differs in sigmas"):
-        editing.check_matching_run(r, 3, "euler", "karras", sigmas=[10.0, 1.0, 0.1, 0.0])
+        edit_rules.check_matching_run(r, 3, "euler", "karras", sigmas=[10.0, 1.0, 0.1, 0.0])
 
 
 def test_inversion_sigmas_run_the_schedule_backwards_to_step_k():
     sigmas = torch.tensor([14.6, 5.0, 1.0, 0.2, 0.0])
-    assert torch.equal(editing.inversion_sigmas(sigmas, 2, 0.03), torch.tensor([0.03, 0.2, 1.0]))
-    assert torch.equal(editing.inversion_sigmas(sigmas, 0, 0.03), torch.tensor([0.03, 0.2, 1.0, 5.0, 14.6]))
-    assert len(editing.inversion_sigmas(sigmas, 4, 0.03)) == 1  # k = T: nothing to invert
+    assert torch.equal(edit_rules.inversion_sigmas(sigmas, 2, 0.03), torch.tensor([0.03, 0.2, 1.0]))
+    assert torch.equal(edit_rules.inversion_sigmas(sigmas, 0, 0.03), torch.tensor([0.03, 0.2, 1.0, 5.0, 14.6]))
+    assert len(edit_rules.inversion_sigmas(sigmas, 4, 0.03)) == 1  # k = T: nothing to invert
     with pytest.raises(ValueError, match=r"insert step=5: must be a whole step in \[0, 4\]"):
-        editing.inversion_sigmas(sigmas, 5, 0.03)
+        edit_rules.inversion_sigmas(sigmas, 5, 0.03)
 
 
 # ---------------------------------------------------------------- metrics

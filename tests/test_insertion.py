@@ -16,8 +16,8 @@ import torch
 
 from pci_core import insertion
 from pci_core.demo import demo_model, pipeline, reference
-from pci_core.demo.judge import RuleJudge
-from pci_core.demo.sweep import default_judge_text
+from pci_core.demo.rule_judge import RuleJudge
+from pci_core.demo.demo_measure import default_judge_text
 
 BASE, CONCEPT = "a red circle", "a blue square"
 SEEDS, KS = [4, 17], [0, 1, 3, 5, 7, 8]

@@ -13,7 +13,7 @@ from pci_core import judges
 from pci_core.demo import world
 from pci_core.judges import tiny
 from pci_core.judges.clip import _tensor_preprocess
-from pci_core.demo.judge import RuleJudge
+from pci_core.demo.rule_judge import RuleJudge
 
 TINY_CLIP = tiny.TINY_CLIP
 

@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_pci_core_imports_no_comfy_module():
     code = ("import sys, pci_core, pci_core.demo.world, pci_core.demo.demo_model, pci_core.demo.pipeline, "
-            "pci_core.insertion, pci_core.judges, pci_core.demo.judge, pci_core.demo.bench, pci_core.cli; "
+            "pci_core.insertion, pci_core.judges, pci_core.demo.rule_judge, pci_core.demo.bench, pci_core.cli; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('comfy', 'comfy_api', 'folder_paths', 'nodes')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -45,11 +45,11 @@ def test_engine_modules_never_import_the_demo_world():
 
 
 def test_only_the_demo_adapter_of_the_comfyui_glue_imports_the_demo_world():
-    """nodes/ reaches the demo world through nodes/host/demo.py alone (the demo model as MODEL / CLIP / VAE,
+    """nodes/ reaches the demo world through nodes/comfy_glue/demo_adapter.py alone (the demo model as MODEL / CLIP / VAE,
     the rule judge): every other node or glue module is model-agnostic."""
     import ast
     for path in (REPO / "nodes").rglob("*.py"):
-        if path.relative_to(REPO).as_posix() == "nodes/host/demo.py":
+        if path.relative_to(REPO).as_posix() == "nodes/comfy_glue/demo_adapter.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from pci_core import adaptive, cis, cli, insertion, study
-from pci_core.demo import demo_model, pipeline, sweep
-from pci_core.demo import study as demo_study
+from pci_core.demo import demo_model, pipeline, demo_measure
+from pci_core.demo import world_study
+from pci_core.demo.world import DEMO_BASE
 
 TAXONOMY = {"demographics": {"gender": ["man", "woman"], "age": ["young", "old"]}, "weather": {"sky": ["rain"]}}
 SMALL = pipeline.SamplerSettings(steps=6)
@@ -62,7 +63,7 @@ def test_bad_taxonomy_files_are_named(tmp_path):
 
 
 def test_shipped_demo_taxonomy_gives_five_attribute_lists_against_the_base():
-    lists = demo_study.taxonomy_concepts(study.load_taxonomy(demo_study.TAXONOMY))
+    lists = world_study.taxonomy_concepts(study.load_taxonomy(world_study.TAXONOMY))
     assert [p.split(".")[-1] for p in lists] == ["shape", "colour", "size", "position", "background"]
     colour = lists["demo_world.colour"]
     assert colour.template == "a large {} circle on the left on a black background" and colour.skipped == ("red",)
@@ -70,7 +71,7 @@ def test_shipped_demo_taxonomy_gives_five_attribute_lists_against_the_base():
         ("green", "a green shape"), ("blue", "a blue shape"), ("yellow", "a yellow shape")]
     assert sum(len(c.concepts) for c in lists.values()) == 11  # 16 values less the 5 of the base
     with pytest.raises(ValueError, match="'purple'.* are not demo-world values of colour"):
-        demo_study.attribute_concepts(demo_study.BASE, "x.colour", ["purple"])
+        world_study.attribute_concepts(DEMO_BASE, "x.colour", ["purple"])
 
 
 # ---------------------------------------------------------------- the adaptive search (pure algorithm)
@@ -167,10 +168,10 @@ def test_bad_search_settings_are_named():
 
 
 def test_branch_cost_counts_the_rows_the_demo_model_evaluates(model):
-    concept = demo_study.attribute_concepts(demo_study.BASE, "colour", ["blue"]).concepts[0]
+    concept = world_study.attribute_concepts(DEMO_BASE, "colour", ["blue"]).concepts[0]
     for ks in ([0, 3, 6], [2, 4], list(range(7))):
         counter = insertion.EvalCounter()
-        sweep.demo_measure(model, demo_study.BASE, concept.prompt, concept.judge_text, SMALL, counter=counter)([0, 1], ks)
+        demo_measure.demo_measure(model, DEMO_BASE, concept.prompt, concept.judge_text, SMALL, counter=counter)([0, 1], ks)
         assert counter.rows == 2 * adaptive.branch_cost(ks, 6)
     assert adaptive.branch_cost(range(21), 20) == 20 + sum(20 - k for k in range(21))
 
@@ -178,14 +179,14 @@ def test_branch_cost_counts_the_rows_the_demo_model_evaluates(model):
 # ---------------------------------------------------------------- studies, shards and merge
 
 def colour_lists(values=("blue", "yellow")):
-    return {"demo_world.colour": demo_study.attribute_concepts(demo_study.BASE, "colour", list(values))}
+    return {"demo_world.colour": world_study.attribute_concepts(DEMO_BASE, "colour", list(values))}
 
 
 def test_merging_seed_and_concept_shards_equals_running_the_study_whole(model, tmp_path):
-    whole = demo_study.run_study(model, colour_lists(), [0, 1, 2, 3], tmp_path / "whole", SMALL, seed_block=2)
-    demo_study.run_study(model, colour_lists(), [0, 1], tmp_path / "a", SMALL, seed_block=2)
-    demo_study.run_study(model, colour_lists(["blue"]), [2, 3], tmp_path / "b", SMALL, seed_block=2)
-    demo_study.run_study(model, colour_lists(["yellow"]), [3, 2], tmp_path / "c", SMALL, seed_block=2)
+    whole = world_study.run_study(model, colour_lists(), [0, 1, 2, 3], tmp_path / "whole", SMALL, seed_block=2)
+    world_study.run_study(model, colour_lists(), [0, 1], tmp_path / "a", SMALL, seed_block=2)
+    world_study.run_study(model, colour_lists(["blue"]), [2, 3], tmp_path / "b", SMALL, seed_block=2)
+    world_study.run_study(model, colour_lists(["yellow"]), [3, 2], tmp_path / "c", SMALL, seed_block=2)
     merged = study.merge_studies([tmp_path / "c", tmp_path / "b", tmp_path / "a"])
     assert sorted(k for k, _, _ in merged) == ["colour/blue", "colour/yellow"]
     by_key = {k: r for k, _, r in merged}
@@ -203,20 +204,20 @@ def test_merging_seed_and_concept_shards_equals_running_the_study_whole(model, t
 
 
 def test_merge_refuses_shards_with_different_settings(model, tmp_path, capsys):
-    demo_study.run_study(model, colour_lists(["blue"]), [0], tmp_path / "a", SMALL)
-    demo_study.run_study(model, colour_lists(["blue"]), [1], tmp_path / "b", pipeline.SamplerSettings(steps=6, cfg=3.0))
+    world_study.run_study(model, colour_lists(["blue"]), [0], tmp_path / "a", SMALL)
+    world_study.run_study(model, colour_lists(["blue"]), [1], tmp_path / "b", pipeline.SamplerSettings(steps=6, cfg=3.0))
     assert cli.main(["merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert "differ in settings.cfg" in err and str(tmp_path / "a") in err and str(tmp_path / "b") in err
     assert not (tmp_path / "m").exists()
-    demo_study.run_study(model, colour_lists(["yellow"]), [1], tmp_path / "c", pipeline.SamplerSettings(steps=6, cfg=3.0))
+    world_study.run_study(model, colour_lists(["yellow"]), [1], tmp_path / "c", pipeline.SamplerSettings(steps=6, cfg=3.0))
     with pytest.raises(ValueError, match="concepts with different settings.*settings.cfg"):
         study.merge_studies([tmp_path / "a", tmp_path / "c"])
 
 
 def test_study_command_adaptive_resumes_and_bad_paths_are_named(tmp_path, capsys):
     out = tmp_path / "s"
-    argv = ["study", str(demo_study.TAXONOMY), "--path", "demo_world.size", "--n", "2", "--steps", "6",
+    argv = ["study", str(world_study.TAXONOMY), "--path", "demo_world.size", "--n", "2", "--steps", "6",
             "--adaptive", "--out", str(out)]
     assert cli.main(argv) == 0
     text = capsys.readouterr().out
@@ -226,5 +227,5 @@ def test_study_command_adaptive_resumes_and_bad_paths_are_named(tmp_path, capsys
     assert cli.main(argv) == 0  # read back, nothing recomputed
     assert cli.main([a if a != "2" else "3" for a in argv]) == 2  # 3 seeds
     assert "resumes only with the same seeds" in capsys.readouterr().err
-    assert cli.main(["study", str(demo_study.TAXONOMY), "--path", "demo_world.hue", "--out", str(out)]) == 2
+    assert cli.main(["study", str(world_study.TAXONOMY), "--path", "demo_world.hue", "--out", str(out)]) == 2
     assert "no key 'hue' in demo_world; available: shape, colour, size, position, background" in capsys.readouterr().err

@@ -8,41 +8,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pci_cluster import study, workflow
+from pci_cluster import study_driver, workflow
 from pci_core import results
+from pci_cluster.testbed.demo_workflows import demo_workflow
+from pci_core.demo.world import DEMO_BASE
 
 REPO = Path(__file__).resolve().parents[1]
-BASE = "a large red circle on the left on a black background"
-
-
-def demo_workflow(judge_text="{}", concept=BASE.replace("red", "{}")) -> dict:
-    """The API prompt of a demo-model CIS Sweep whose concept prompt and judge text hold the slot."""
-    return {
-        "1": {"class_type": "PCIDemoModelLoader", "inputs": {"weights": "demo_model.safetensors"}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": BASE}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": concept}},
-        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
-        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "6": {"class_type": "PCIJudgeLoader", "inputs": {"backend": "rule", "model": "", "weights": "none (rule judge)",
-                                                        "device": "cpu"}},
-        "7": {"class_type": "CISSweep", "inputs": {
-            "model": ["1", 0], "base": ["2", 0], "concept": ["3", 0], "negative": ["4", 0], "latent": ["5", 0],
-            "vae": ["1", 2], "judge": ["6", 0], "judge_text": judge_text, "seed": 0, "seed_count": 1, "seed_list": "",
-            "insert_steps": "all", "steps": 4, "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal",
-            "threshold": 0.5, "max_batch": 0, "valid_seeds_only": False, "run_name": "study", "contrast": ""}},
-    }
 
 
 def test_a_unit_is_the_workflow_with_the_value_and_seeds_filled_in():
     template = demo_workflow()
     assert workflow.check(template) == ("7", [("3", "text"), ("7", "judge_text")])
     unit = workflow.unit_prompt(template, "blue", [4, 5, 6], "run-x", "0,2,4")
-    assert unit["3"]["inputs"]["text"] == BASE.replace("red", "blue") and unit["7"]["inputs"]["judge_text"] == "blue"
-    assert unit["2"]["inputs"]["text"] == BASE  # the base prompt is the workflow's
+    assert unit["3"]["inputs"]["text"] == DEMO_BASE.replace("red", "blue") and unit["7"]["inputs"]["judge_text"] == "blue"
+    assert unit["2"]["inputs"]["text"] == DEMO_BASE  # the base prompt is the workflow's
     assert unit["7"]["inputs"]["seed_list"] == "4,5,6" and unit["7"]["inputs"]["run_name"] == "run-x"
     assert unit["7"]["inputs"]["insert_steps"] == "0,2,4"
     assert template["3"]["inputs"]["text"].count("{}") == 1  # the template itself is untouched
-    assert workflow.concept_texts(template, "green") == f"{BASE.replace('red', 'green')} | green"
+    assert workflow.concept_texts(template, "green") == f"{DEMO_BASE.replace('red', 'green')} | green"
 
 
 @pytest.mark.parametrize("change, message", [
@@ -73,15 +56,15 @@ def test_workflow_files_are_api_prompts(tmp_path):
 
 
 def test_concept_values_from_a_list_a_file_or_a_taxonomy(tmp_path):
-    assert study.concept_values("old, young ") == ["old", "young"]
+    assert study_driver.concept_values("old, young ") == ["old", "young"]
     with pytest.raises(ValueError, match=r"--values: duplicate concept\(s\) \['old'\]"):
-        study.concept_values("old,young,old")
+        study_driver.concept_values("old,young,old")
     (tmp_path / "values.txt").write_text("old\n\nmiddle-aged\n")
-    assert study.concept_values(str(tmp_path / "values.txt")) == ["old", "middle-aged"]
+    assert study_driver.concept_values(str(tmp_path / "values.txt")) == ["old", "middle-aged"]
     (tmp_path / "taxonomy.json").write_text(json.dumps({"people": {"age": ["young", "old"], "hair": ["red"]}}))
-    assert study.concept_values(str(tmp_path / "taxonomy.json"), "people.age") == ["young", "old"]
+    assert study_driver.concept_values(str(tmp_path / "taxonomy.json"), "people.age") == ["young", "old"]
     with pytest.raises(ValueError, match="--path 'people' holds 2 lists"):
-        study.concept_values(str(tmp_path / "taxonomy.json"), "people")
+        study_driver.concept_values(str(tmp_path / "taxonomy.json"), "people")
 
 
 def _header(ks=(0, 1, 2)):
@@ -91,13 +74,13 @@ def _header(ks=(0, 1, 2)):
 
 def test_the_plan_skips_what_the_study_folder_holds(tmp_path):
     results.RunStore(tmp_path / "blue", _header()).add([0, 1, 2], np.ones((3, 3)))
-    units = study.plan(["blue", "green"], list(range(6)), tmp_path, block=2, adaptive=False)
+    units = study_driver.plan(["blue", "green"], list(range(6)), tmp_path, block=2, adaptive=False)
     assert [(u.value, u.seeds) for u in units] == [("blue", [3, 4]), ("blue", [5]), ("green", [0, 1]),
                                                    ("green", [2, 3]), ("green", [4, 5])]
-    adaptive = study.plan(["blue", "green"], [0, 1, 2], tmp_path, block=2, adaptive=True)
+    adaptive = study_driver.plan(["blue", "green"], [0, 1, 2], tmp_path, block=2, adaptive=True)
     assert [(u.value, u.seeds) for u in adaptive] == [("green", [0, 1, 2])]  # blue holds these seeds: done
     with pytest.raises(ValueError, match="holds an adaptive run over other seeds"):
-        study.plan(["blue"], [0, 1], tmp_path, block=2, adaptive=True)
+        study_driver.plan(["blue"], [0, 1], tmp_path, block=2, adaptive=True)
 
 
 def test_without_ray_the_command_names_the_extra_to_install(tmp_path):

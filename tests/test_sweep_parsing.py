@@ -1,13 +1,13 @@
-"""pci_core.sweep: the seeds and insertion steps a CIS sweep runs, and its seed blocks."""
+"""pci_core.sweep_plan: the seeds and insertion steps a CIS sweep runs, and its seed blocks."""
 import pytest
 
-from pci_core import sweep
+from pci_core import sweep_plan
 
 
 def test_seed_list_keeps_order_expands_ranges_and_drops_repeats():
-    assert sweep.parse_seeds("1,5,9-12") == [1, 5, 9, 10, 11, 12]
-    assert sweep.parse_seeds(" 7 , 3-4, 3 ") == [7, 3, 4]
-    assert sweep.parse_seeds("0") == [0]
+    assert sweep_plan.parse_seeds("1,5,9-12") == [1, 5, 9, 10, 11, 12]
+    assert sweep_plan.parse_seeds(" 7 , 3-4, 3 ") == [7, 3, 4]
+    assert sweep_plan.parse_seeds("0") == [0]
 
 
 @pytest.mark.parametrize("text, why", [("", "empty"), ("  ", "empty"), ("1,,2", "is not a seed"),
@@ -15,37 +15,37 @@ def test_seed_list_keeps_order_expands_ranges_and_drops_repeats():
                                        ("1.5", "is not a seed"), (str(2 ** 64), "above the largest seed")])
 def test_bad_seed_lists_name_the_input(text, why):
     with pytest.raises(ValueError, match=f"seed_list.*{why}"):
-        sweep.parse_seeds(text)
+        sweep_plan.parse_seeds(text)
 
 
 def test_seed_lists_are_counted_before_they_are_expanded():
     """Linear: a range is counted from its ends, so a huge one is refused at once instead of hanging the
     node, and the largest allowed count still parses (its order and repeats as for short lists)."""
-    assert len(sweep.parse_seeds("0-20000")) == 20001
-    assert sweep.parse_seeds(f"5,0-{sweep.MAX_SEEDS - 1}") == [5] + [s for s in range(sweep.MAX_SEEDS) if s != 5]
-    with pytest.raises(ValueError, match=rf"seed_list: {sweep.MAX_SEEDS + 1} seeds; at most {sweep.MAX_SEEDS}"):
-        sweep.parse_seeds(f"0-{sweep.MAX_SEEDS}")
+    assert len(sweep_plan.parse_seeds("0-20000")) == 20001
+    assert sweep_plan.parse_seeds(f"5,0-{sweep_plan.MAX_SEEDS - 1}") == [5] + [s for s in range(sweep_plan.MAX_SEEDS) if s != 5]
+    with pytest.raises(ValueError, match=rf"seed_list: {sweep_plan.MAX_SEEDS + 1} seeds; at most {sweep_plan.MAX_SEEDS}"):
+        sweep_plan.parse_seeds(f"0-{sweep_plan.MAX_SEEDS}")
     with pytest.raises(ValueError, match=r"seeds: 18446744073709551616 seeds; at most"):
-        sweep.parse_seeds(f"0-{sweep.MAX_SEED}", "seeds")
+        sweep_plan.parse_seeds(f"0-{sweep_plan.MAX_SEED}", "seeds")
 
 
 def test_seed_range_is_the_one_seed_rule():
-    assert sweep.seed_range(10, 3) == [10, 11, 12]
+    assert sweep_plan.seed_range(10, 3) == [10, 11, 12]
     for first, count, match in [(0, 0, "seed_count=0"), (-3, 2, r"seed=-3, seed_count=2: seeds must lie in \[0, "),
-                                (sweep.MAX_SEED, 2, "seeds must lie in"), (0, sweep.MAX_SEEDS + 1, "seed_count="),
+                                (sweep_plan.MAX_SEED, 2, "seeds must lie in"), (0, sweep_plan.MAX_SEEDS + 1, "seed_count="),
                                 (1.5, 2, "seed=1.5"), (0, True, "seed_count=True")]:
         with pytest.raises(ValueError, match=match):
-            sweep.seed_range(first, count)
+            sweep_plan.seed_range(first, count)
     with pytest.raises(ValueError, match=r"--seed=-1, --n=4"):
-        sweep.seed_range(-1, 4, ("--seed", "--n"))
+        sweep_plan.seed_range(-1, 4, ("--seed", "--n"))
 
 
 def test_insert_steps_always_include_the_controls():
-    assert sweep.parse_steps("all", 4) == [0, 1, 2, 3, 4]
-    assert sweep.parse_steps("every 3", 10) == [0, 3, 6, 9, 10]
-    assert sweep.parse_steps("Every 5", 10) == [0, 5, 10]
-    assert sweep.parse_steps("4,2,6-7", 10) == [0, 2, 4, 6, 7, 10]
-    assert sweep.parse_steps("0,10", 10) == [0, 10]
+    assert sweep_plan.parse_steps("all", 4) == [0, 1, 2, 3, 4]
+    assert sweep_plan.parse_steps("every 3", 10) == [0, 3, 6, 9, 10]
+    assert sweep_plan.parse_steps("Every 5", 10) == [0, 5, 10]
+    assert sweep_plan.parse_steps("4,2,6-7", 10) == [0, 2, 4, 6, 7, 10]
+    assert sweep_plan.parse_steps("0,10", 10) == [0, 10]
 
 
 @pytest.mark.parametrize("text, steps, match", [
@@ -55,13 +55,13 @@ def test_insert_steps_always_include_the_controls():
     ("all", 0, "steps=0")])
 def test_bad_insert_steps_name_the_input(text, steps, match):
     with pytest.raises(ValueError, match=match):
-        sweep.parse_steps(text, steps)
+        sweep_plan.parse_steps(text, steps)
 
 
 def test_seed_blocks_keep_the_order_and_fill_about_max_batch_rows_per_call():
-    assert sweep.seeds_per_block(21, 64) == 6  # 6 seeds x 21 branches, ~63 distinct rows per step on average
-    assert sweep.seeds_per_block(21, 4) == 1
-    assert sweep.seed_blocks(list(range(10, 23)), sweep.seeds_per_block(21, 64)) == [list(range(10, 16)), list(range(16, 22)), [22]]
-    assert sweep.seed_blocks([], 5) == []
+    assert sweep_plan.seeds_per_block(21, 64) == 6  # 6 seeds x 21 branches, ~63 distinct rows per step on average
+    assert sweep_plan.seeds_per_block(21, 4) == 1
+    assert sweep_plan.seed_blocks(list(range(10, 23)), sweep_plan.seeds_per_block(21, 64)) == [list(range(10, 16)), list(range(16, 22)), [22]]
+    assert sweep_plan.seed_blocks([], 5) == []
     with pytest.raises(ValueError, match="block size 0"):
-        sweep.seed_blocks([1], 0)
+        sweep_plan.seed_blocks([1], 0)

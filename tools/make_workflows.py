@@ -20,12 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO))  # pci_core, for the example input picture
 from workflow_graph import Graph  # noqa: E402
+from pci_core.demo.world import DEMO_BASE  # noqa: E402
 
 WORKFLOWS = REPO / "workflows"
 DEMO_WEIGHTS = "demo_model.safetensors"
 SD15_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 SD15_JUDGE_ARCH, SD15_JUDGE_WEIGHTS = "ViT-B-32", "open_clip_vit_b32.safetensors"
-DEMO_BASE = "a large red circle on the left on a black background"
 DEMO_CONCEPT = "a large blue circle on the left on a black background"
 SD15_BASE, SD15_CONCEPT = "a photo of a person", "a photo of an old person"
 SD15_NEGATIVE = "blurry, lowres"

@@ -18,8 +18,8 @@ import torch
 
 from .. import insertion
 from . import demo_model, pipeline, reference
-from .judge import RuleJudge
-from .sweep import JUDGE_THRESHOLD, default_judge_text
+from .rule_judge import RuleJudge
+from .demo_measure import JUDGE_THRESHOLD, default_judge_text
 
 
 def official_loop(model, base, concept, seeds, ks, settings, counter):

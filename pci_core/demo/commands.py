@@ -1,6 +1,6 @@
 """The demo model's commands (python -m pci_core demo|cis|study|fidelity|bench|edit-eval|train).
 
-Every input is checked (pci_core.cli's checks) before the model is loaded or anything is computed."""
+Every input is checked (pci_core.arg_checks) before the model is loaded or anything is computed."""
 from __future__ import annotations
 
 import sys
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cis, cli, plots, results, runner, study
-from . import demo_model, pipeline, sweep
+from .. import arg_checks, cis, plots, results, runner, study
+from ..images import save_png
+from . import demo_model, pipeline, demo_measure
 
 TIMELINE_ROWS = 8
 
@@ -18,8 +19,8 @@ TIMELINE_ROWS = 8
 def sampler_settings(args) -> pipeline.SamplerSettings:
     """--steps, --cfg, --sampler, --scheduler as the standalone pipeline's settings, each checked by name."""
     from .. import samplers, schedule
-    steps = cli.check_whole(args.steps, "--steps", 1)
-    cfg = cli.check_cfg(args.cfg)
+    steps = arg_checks.check_whole(args.steps, "--steps", 1)
+    cfg = arg_checks.check_cfg(args.cfg)
     if args.sampler not in samplers.SAMPLERS:
         raise ValueError(f"--sampler {args.sampler!r}: the demo engine has {', '.join(samplers.SAMPLERS)}")
     if args.scheduler not in schedule.SCHEDULES:
@@ -35,30 +36,30 @@ def load_model(weights: str | None) -> demo_model.DemoModel:
 
 
 def demo(args) -> int:
-    settings, seeds, out = sampler_settings(args), cli.seeds(args), cli.check_out_folder(args.out)
+    settings, seeds, out = sampler_settings(args), arg_checks.seeds(args), arg_checks.check_out_folder(args.out)
     model = load_model(args.weights)
     t = time.time()
     images = pipeline.generate(model, args.prompt, seeds, settings).numpy()
     elapsed = time.time() - t
     out.mkdir(parents=True, exist_ok=True)
     for seed, image in zip(seeds, images):
-        cli.save_png(image, out / f"seed{seed:04d}.png")
-    cli.save_png(np.concatenate(list(images), axis=1), out / "grid.png")
+        save_png(image, out / f"seed{seed:04d}.png")
+    save_png(np.concatenate(list(images), axis=1), out / "grid.png")
     print(f"{len(seeds)} images of {args.prompt!r} in {elapsed:.2f}s ({args.sampler}, {args.steps} steps, cfg {args.cfg})")
     print(f"wrote {out.resolve()}/seed*.png and grid.png (shown 8x, nearest)")
     return 0
 
 
 def cis_run(args) -> int:
-    settings, seeds, out = sampler_settings(args), cli.seeds(args), cli.check_out_folder(args.out)
-    max_batch = cli.check_whole(args.max_batch, "--max-batch", 1) if args.max_batch is not None else None
-    judge_text = args.judge_text or sweep.default_judge_text(args.base, args.concept)
+    settings, seeds, out = sampler_settings(args), arg_checks.seeds(args), arg_checks.check_out_folder(args.out)
+    max_batch = arg_checks.check_whole(args.max_batch, "--max-batch", 1) if args.max_batch is not None else None
+    judge_text = args.judge_text or demo_measure.default_judge_text(args.base, args.concept)
     # the --out folder is the run: same settings resume it (finished seeds are read back), others are refused
-    store = results.RunStore(out, sweep.run_header(args.base, args.concept, judge_text, settings, args.weights))
+    store = results.RunStore(out, demo_measure.run_header(args.base, args.concept, judge_text, settings, args.weights))
     done = [s for s in seeds if s in set(store.done_seeds())]
     shown = {}
     keep = lambda block, ks, images: shown.update(seeds=block, images=images) if not shown else None
-    measure = sweep.demo_measure(load_model(args.weights), args.base, args.concept, judge_text, settings, max_batch,
+    measure = demo_measure.demo_measure(load_model(args.weights), args.base, args.concept, judge_text, settings, max_batch,
                                  keep_images=keep)
     t = time.time()
     result = runner.full_run(store, seeds, measure, block_size=len(seeds))  # one branching run of every seed
@@ -69,11 +70,11 @@ def cis_run(args) -> int:
           f"({args.sampler}, {args.steps} steps, {computed * len(result.ks)} branches in {elapsed:.1f}s)")
     summary = cis.summarize(result)
     print(cis.table(summary))
-    cli.save_png(plots.cis_plot([summary], title=f"CIS(k): {args.base!r} -> {args.concept!r}, "
+    save_png(plots.cis_plot([summary], title=f"CIS(k): {args.base!r} -> {args.concept!r}, "
                                                  f"judged on {judge_text!r} ({len(result.seeds)} seeds)"), out / "cis.png", 1)
     written = f"{out.resolve()}/results.json, cis.csv, cis.png (the curve)"
     if shown:
-        cli.save_png(plots.timeline_grid(shown["images"], result.restrict(shown["seeds"]).scores, result.ks,
+        save_png(plots.timeline_grid(shown["images"], result.restrict(shown["seeds"]).scores, result.ks,
                                          shown["seeds"], result.threshold, max_rows=TIMELINE_ROWS),
                      out / "timeline.png", 1)
         written += (f" and timeline.png (rows: the first {min(len(shown['seeds']), TIMELINE_ROWS)} seeds computed "
@@ -84,7 +85,7 @@ def cis_run(args) -> int:
 
 def fidelity(args) -> int:
     from . import fidelity as fidelity_check
-    settings, samples = sampler_settings(args), cli.check_whole(args.samples, "--samples", 1)
+    settings, samples = sampler_settings(args), arg_checks.check_whole(args.samples, "--samples", 1)
     model = load_model(args.weights)
     t = time.time()
     scores = fidelity_check.measure(model, samples, settings=settings)
@@ -96,18 +97,18 @@ def fidelity(args) -> int:
 
 def train(args) -> int:
     from . import train as training
-    out = cli.check_out_file(args.out)
-    overrides = {k: cli.check_whole(v, flag, 1) for k, v, flag in (("steps", args.train_steps, "--train-steps"),
+    out = arg_checks.check_out_file(args.out)
+    overrides = {k: arg_checks.check_whole(v, flag, 1) for k, v, flag in (("steps", args.train_steps, "--train-steps"),
                                                                      ("ae_steps", args.ae_steps, "--ae-steps"))
                  if v is not None}
-    training.main(out=out, seed=cli.check_whole(args.seed, "--seed", 0), **overrides)
+    training.main(out=out, seed=arg_checks.check_whole(args.seed, "--seed", 0), **overrides)
     return 0
 
 
 def bench(args) -> int:
     from . import bench as benchmark
-    seeds, steps = cli.check_whole(args.seeds, "--seeds", 1), cli.check_whole(args.steps, "--steps", 1)
-    cli.torch_threads(args.threads)
+    seeds, steps = arg_checks.check_whole(args.seeds, "--seeds", 1), arg_checks.check_whole(args.steps, "--steps", 1)
+    arg_checks.torch_threads(args.threads)
     rows = benchmark.run(seeds, steps, tuple(args.samplers.split(",")), args.max_batch, weights=args.weights)
     print(benchmark.report(rows, seeds, steps))
     if not all(r["agree"] for r in rows):
@@ -121,10 +122,10 @@ def edit_eval(args) -> int:
     """The edit evaluation (pci_core/demo/edit_eval.py): CIS-chosen step against the usual ways to edit."""
     from . import edit_eval as evaluation, edit_report
     settings = sampler_settings(args)
-    cli.torch_threads(args.threads)
+    arg_checks.torch_threads(args.threads)
     config = evaluation.quick_config() if args.quick else evaluation.EvalConfig(
-        seeds=cli.check_whole(args.seeds, "--seeds", 1), helper_seeds=cli.check_whole(args.helper_seeds, "--helper-seeds", 1),
-        inversion_cfg=cli.check_cfg(args.inversion_cfg, "--inversion-cfg"),
+        seeds=arg_checks.check_whole(args.seeds, "--seeds", 1), helper_seeds=arg_checks.check_whole(args.helper_seeds, "--helper-seeds", 1),
+        inversion_cfg=arg_checks.check_cfg(args.inversion_cfg, "--inversion-cfg"),
         edits=tuple(args.edits.split(",")) if args.edits else tuple(evaluation.EDITS), settings=settings)
     unknown = [e for e in config.edits if e not in evaluation.EDITS]
     if unknown:
@@ -139,21 +140,21 @@ def edit_eval(args) -> int:
 
 
 def study_run(args) -> int:
-    from . import study as demo_study
-    settings, seeds, out = sampler_settings(args), cli.seeds(args), cli.check_out_folder(args.out)
-    block = cli.check_whole(args.seed_block, "--seed-block", 1)
-    max_batch = cli.check_whole(args.max_batch, "--max-batch", 1) if args.max_batch is not None else None
-    concept_lists = demo_study.taxonomy_concepts(study.load_taxonomy(args.taxonomy), args.path, args.base)
+    from . import world_study
+    settings, seeds, out = sampler_settings(args), arg_checks.seeds(args), arg_checks.check_out_folder(args.out)
+    block = arg_checks.check_whole(args.seed_block, "--seed-block", 1)
+    max_batch = arg_checks.check_whole(args.max_batch, "--max-batch", 1) if args.max_batch is not None else None
+    concept_lists = world_study.taxonomy_concepts(study.load_taxonomy(args.taxonomy), args.path, args.base)
     model = load_model(args.weights)
     t = time.time()
     report = lambda label, r: print(f"  {label}: {len(r.seeds)} seeds, {len(r.ks)} ks", flush=True)
-    found = demo_study.run_study(model, concept_lists, seeds, out, settings, args.adaptive, args.weights, max_batch,
+    found = world_study.run_study(model, concept_lists, seeds, out, settings, args.adaptive, args.weights, max_batch,
                                  report, args.base, block)
     skipped = [f"{p}: {', '.join(c.skipped)}" for p, c in concept_lists.items() if c.skipped]
     search = "adaptive search" if args.adaptive else "full sweep"
     print(f"study of {len(found)} concepts against {args.base!r} ({search}, {len(seeds)} seeds, {args.sampler}, "
           f"{args.steps} steps, {time.time() - t:.1f}s)" + (f"; skipped (= base value): {'; '.join(skipped)}"
                                                             if skipped else ""))
-    print(cli.write_study(found, out, f"CIS(k) of {len(found)} concepts against {args.base!r} ({search})"))
+    print(study.write_study_files(found, out, f"CIS(k) of {len(found)} concepts against {args.base!r} ({search})"))
     print(f"wrote {Path(out).resolve()}/study.txt, study.png, study.json and one run folder per concept")
     return 0

@@ -6,12 +6,12 @@ and the attribute the edit changes, and the edit prompt changes that one value; 
 attribute is left to the seed, so preservation measures what the prompt does not pin down.
 
 - k* comes from a CIS sweep on separate helper seeds (every k, pixel judge on the edited
-  attribute) and a rule of pci_core.editing ("tau" at a level, or "best score").
+  attribute) and a rule of pci_core.edit_rules ("tau" at a level, or "best score").
 - Generated sources (seed s, source prompt): PCI at k* against full regeneration with the edit
   prompt (k = 0), a fixed middle step (k = T/2), and img2img of the source latent at matching
   strength (noised to sigma_k* with fresh noise and denoised with the edit prompt, as KSampler with
   denoise = (T - k*)/T does).
-- Per seed, the "latest yes" rule (editing.choose_latest_yes): the seed's edit at every k (one
+- Per seed, the "latest yes" rule (edit_rules.choose_latest_yes): the seed's edit at every k (one
   branching run), judged, k = the latest yes; its fair twin, img2img with per-seed strength chosen by
   the same judge; and the same for input images (the inverted latents per k).
 - Input images (world.render at the model's 64 px, not model samples): DDIM-style inversion with
@@ -20,7 +20,7 @@ attribute is left to the seed, so preservation measures what the prompt does not
   reconstruction without an edit (source prompt after the inversion).
 
 Edit success: the pixel judge reads the edit's value of the edited attribute. Preservation: it reads
-every other attribute as it reads it on the source. SSIM / PSNR via pci_core.editing (torchmetrics).
+every other attribute as it reads it on the source. SSIM / PSNR via pci_core.edit_rules (torchmetrics).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .. import edit_metrics, editing, samplers, schedule
+from .. import edit_metrics, edit_rules, samplers, schedule
 from ..cis import CISResult
 from . import demo_model, pipeline, world
 
@@ -116,7 +116,7 @@ def denoise_from(denoise, x: torch.Tensor, sigmas: torch.Tensor, settings, seeds
 def invert(denoise, latents: torch.Tensor, sigmas: torch.Tensor) -> list[torch.Tensor]:
     """Euler (DDIM-style ODE) inversion over the flipped schedule: the latent at every sigmas[k],
     k = T..0 (index k of the returned list is the latent at the noise level of step k)."""
-    up = editing.inversion_sigmas(sigmas, 0, float(schedule.discrete_sigmas()[0]))
+    up = edit_rules.inversion_sigmas(sigmas, 0, float(schedule.discrete_sigmas()[0]))
     at = {len(sigmas) - 1: latents}
     x = latents
     for i in range(len(up) - 1):  # one euler step at a time, keeping each level
@@ -157,15 +157,15 @@ def helper_sweep(model, source: str, edit: str, seeds: Sequence[int], settings, 
     return result, kept
 
 
-def choose_all(result: CISResult, kept: np.ndarray, variants) -> dict[str, editing.StepChoice]:
+def choose_all(result: CISResult, kept: np.ndarray, variants) -> dict[str, edit_rules.StepChoice]:
     """The step each rule variant picks from the helper sweep, by label ("tau 0.5", "best score w=0.5")."""
-    success, preservation = editing.probe_curves(result.scores, kept)
+    success, preservation = edit_rules.probe_curves(result.scores, kept)
     out = {}
     for rule, value in variants:
         if rule == "best score":
-            out[f"best score w={value:g}"] = editing.choose_by_score(result.ks, success, preservation, value)
+            out[f"best score w={value:g}"] = edit_rules.choose_by_score(result.ks, success, preservation, value)
         else:
-            out[f"tau {value:g}"] = editing.choose_by_tau(result, value)
+            out[f"tau {value:g}"] = edit_rules.choose_by_tau(result, value)
     return out
 
 
@@ -175,8 +175,8 @@ LATEST_YES = "latest yes"
 
 
 def latest_yes_ks(yes: np.ndarray, ks: Sequence[int]) -> list[int]:
-    """Per seed (rows of yes (S, K)), the step editing.choose_latest_yes picks."""
-    return [editing.choose_latest_yes(ks, row).k for row in yes]
+    """Per seed (rows of yes (S, K)), the step edit_rules.choose_latest_yes picks."""
+    return [edit_rules.choose_latest_yes(ks, row).k for row in yes]
 
 
 def latest_yes_search(edit_at, n: int, steps: int, wanted: dict[str, str]) -> tuple[np.ndarray, list[int]]:

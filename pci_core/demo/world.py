@@ -29,6 +29,9 @@ JITTER = 1.0  # position jitter in pixels; keeps a large shape off the border
 FILLER = ("a", "an", "the", "on", "at", "in", "of", "with", "photo", "picture", "shape",
           "object", "background", "side")
 
+# The demo's base prompt: every demo command, workflow, test and benchmark starts from it.
+DEMO_BASE = "a large red circle on the left on a black background"
+
 VALUE_TO_ATTRIBUTE = {v: a for a, values in ATTRIBUTES.items() for v in values}
 VOCABULARY: tuple[str, ...] = tuple(sorted(set(FILLER) | set(VALUE_TO_ATTRIBUTE)))
 

@@ -23,7 +23,7 @@ network through its `placement` hook (the pack's ComfyUI glue puts it under comf
 Weights come only from local files; nothing here downloads. A missing file is a FileNotFoundError that names
 the file and the folder looked in. open_clip and transformers are imported only inside their backends.
 
-The demo world's exact pixel judge (backend "rule", pci_core.demo.judge) implements the same interface; it
+The demo world's exact pixel judge (backend "rule", pci_core.demo.rule_judge) implements the same interface; it
 lives with the demo world, which the engine never imports.
 
 Modules: base (interface, checks, summaries), clip, vqa (one backend each), weights (local files).

@@ -15,7 +15,7 @@ import torch
 
 from ..images import as_image_batch
 
-BACKENDS = ("clip", "vqa")  # the demo world adds "rule" (pci_core.demo.judge)
+BACKENDS = ("clip", "vqa")  # the demo world adds "rule" (pci_core.demo.rule_judge)
 DEFAULT_CONTRAST = "a photo"
 DEFAULT_CLIP_TEMPLATES = ("a photo of {}.",)
 DEFAULT_VQA_QUESTION = "Is the {concept} visible in the image? Answer yes or no."

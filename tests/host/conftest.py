@@ -28,7 +28,7 @@ def sd15_checkpoint(host):
     once from ComfyUI's own model classes into a checkpoints folder registered with folder_paths
     (PCI_TEST_CACHE, default ~/.cache/pci-comfyui-tests; 2.1 GB, kept between sessions)."""
     import folder_paths
-    from sd15 import write_sd15_checkpoint
+    from pci_cluster.testbed.sd15_checkpoint import write_sd15_checkpoint
     cache = os.environ.get("PCI_TEST_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "pci-comfyui-tests")
     folder = os.path.join(cache, "checkpoints")
     path = write_sd15_checkpoint(folder)

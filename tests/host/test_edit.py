@@ -3,7 +3,7 @@ an input-image edit equals the standalone inversion + edit, and bad inputs reach
 import pytest
 import torch
 
-from pci_core import editing, schedule
+from pci_core import edit_rules, schedule
 from pci_core.demo import demo_model, edit_eval, pipeline
 
 STEPS = 6
@@ -109,7 +109,7 @@ def test_tau_rule_reads_k_from_a_wired_cis_result(host):
     assert ok, errors_of(events)
     result = host.output("7", 2)
     k, explanation = host.output("20", 2), host.output("20", 4)
-    assert k == editing.choose_by_tau(result, 0.5).k and "Measured by: cis_result" in explanation, explanation
+    assert k == edit_rules.choose_by_tau(result, 0.5).k and "Measured by: cis_result" in explanation, explanation
 
 
 def test_bad_inputs_reach_the_client_named_and_the_server_keeps_running(host):
@@ -149,7 +149,7 @@ def with_insertion_samplers(p, ks, seed=5):
 
 
 def test_latest_yes_takes_the_last_step_where_this_seeds_edit_shows(host):
-    from pci_core.demo.judge import RuleJudge
+    from pci_core.demo.rule_judge import RuleJudge
     judge = RuleJudge()
     ok, events, _ = host.run(edit_prompt(rule="latest yes"))
     assert ok, errors_of(events)
@@ -164,7 +164,7 @@ def test_latest_yes_takes_the_last_step_where_this_seeds_edit_shows(host):
 
 
 def test_latest_yes_on_an_input_image_is_the_last_step_its_inverted_edit_shows(host):
-    from pci_core.demo.judge import RuleJudge
+    from pci_core.demo.rule_judge import RuleJudge
     judge = RuleJudge()
     ok, events, _ = host.run(with_generated_image(edit_prompt(rule="latest yes")))
     assert ok, errors_of(events)

@@ -8,8 +8,8 @@ import logging
 import pytest
 import torch
 
-from families import FAMILIES
-from ranges import insertion_and_range
+from pci_cluster.testbed.tiny_families import FAMILIES
+from pci_cluster.testbed.range_graphs import insertion_and_range
 
 CASES = [("sdxl", 4.0), ("sd3", 3.0), ("flux", 1.0), ("flux", 3.0), ("qwen_image", 3.0)]
 IDS = [f"{name}-cfg{cfg:g}" for name, cfg in CASES]
@@ -56,7 +56,7 @@ def test_sweep_equals_the_node_exactly_at_batch_one_and_decides_the_same_at_auto
                                                                                    tiny_clip_judge):
     family = built[name]
     base, concept, neg = prompts(family)
-    Sampling, sweep = host.glue("sampling").Sampling, host.glue("sweep")
+    Sampling, sweep = host.glue("sampling").Sampling, host.glue("branching")
     seeds, ks = [3, 5], [0, 1, 2, STEPS]
     reference = node_runs(host, family, base, concept, neg, seeds, ks, cfg)
     one_row, _ = sweep.sweep_latents(Sampling(family.model, neg, STEPS, cfg, "euler", "simple", 1), base, concept,
@@ -91,7 +91,7 @@ def test_cis_sweep_node_and_an_edit_on_each_family(host, inference, built, name,
         family.model, base, concept, neg, family.latent(), 4, STEPS, cfg, "euler", "simple", family.vae, "fixed", 0.5,
         0.5, k, 2, "an old person").args
     at_k = node_runs(host, family, base, concept, neg, [4], [k], cfg)[0]
-    expected = host.glue("sweep").decode(family.vae, at_k)
+    expected = host.glue("branching").decode(family.vae, at_k)
     assert chosen == k and torch.equal(edited, expected), explanation
     assert edited.ndim == 4 and edited.shape[-1] == 3 and not torch.equal(edited, source_image)
     image_edit = edit.execute(family.model, base, concept, neg, family.latent(), 4, STEPS, cfg, "euler", "simple",
@@ -126,6 +126,6 @@ def test_flux_guidance_on_the_base_only_is_named_and_changes_the_image(host, inf
     print(f"\nFLUX cfg {cfg}: |concept at default guidance - concept at 2.0| = {diff:.2f}")
     assert diff > 0.1
     table = host.nodes.NODE_CLASS_MAPPINGS["CISSweep"].execute(
-        family.model, base, fresh, neg, family.latent(), family.vae, host.glue("demo").rule_judge(), "red", 0, 1, "",
+        family.model, base, fresh, neg, family.latent(), family.vae, host.glue("demo_adapter").rule_judge(), "red", 0, 1, "",
         "every 2", STEPS, cfg, "euler", "simple", 0.5, 0, False, f"flux-guard-{cfg:g}", "").args[3]
     assert "WARNING: base and concept differ in more than their text: guidance: base 2.0" in table

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from pci_core.demo import demo_model, pipeline, world
+from pci_core.demo.world import DEMO_BASE
 
 PACK_NODES = ["PCIDemoModelLoader", "ConceptInsertionSampler", "PCIJudgeLoader", "CISJudge"]
 NEG = ""
@@ -38,7 +39,7 @@ def test_pack_loads_with_all_nodes(host):
 
 
 def test_demo_text_to_image_graph_runs_and_renders_the_prompt(host):
-    prompt = "a large red circle on the left on a black background"
+    prompt = DEMO_BASE
     ok, events, _ = host.run(t2i_prompt(prompt, batch=4))
     assert ok, errors_of(events)
     images = host.output("6").numpy()

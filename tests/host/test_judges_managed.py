@@ -35,7 +35,7 @@ def test_the_judge_is_loaded_offloaded_and_freed_by_comfyuis_model_management(ho
     assert loaded(host, patcher) == 1 and patcher.loaded_size() == patcher.model_size() > 0
     assert patcher.load_device == mm.get_torch_device()
     assert {p.device for p in judge.model.parameters()} == {patcher.load_device}
-    assert judge.net.dtype == host.glue("judges").dtype_for(backend, patcher.load_device)
+    assert judge.net.dtype == host.glue("managed_judges").dtype_for(backend, patcher.load_device)
     # another template or question: the same network, still one model in ComfyUI's list
     other = load(host, tiny_judge_files, backend, "a drawing of {}" if backend == "clip" else "Is there a {concept}?")
     assert other is not judge and other.net is judge.net
@@ -58,7 +58,7 @@ def test_in_a_sweep_the_unet_and_the_judge_are_both_comfyuis(host, tiny_judge_fi
     import nodes as core
     mm = host.mm
     judge = load(host, tiny_judge_files, "clip")
-    model, clip, vae = host.glue("demo").load_demo()
+    model, clip, vae = host.glue("demo_adapter").load_demo()
     enc = lambda text: core.CLIPTextEncode().encode(clip, text)[0]
     mm.unload_all_models()
     host.nodes.NODE_CLASS_MAPPINGS["CISSweep"].execute(
@@ -73,7 +73,7 @@ def test_judge_networks_are_freed_when_nothing_holds_them(host, tiny_judge_files
     import gc
     import shutil
     import weakref
-    judges = host.glue("judges").judges  # the engine as ComfyUI loaded it (the pack's own module copy)
+    judges = host.glue("managed_judges").judges  # the engine as ComfyUI loaded it (the pack's own module copy)
     own = (shutil.copy(tiny_judge_files[0], tmp_path / "own.safetensors"), tiny_judge_files[1])  # no other holder
     judge = load(host, own, "clip", "a sketch of {}")
     judge.score(torch.rand(1, 32, 32, 3), "red")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pci_core.demo import demo_model
-from ranges import insertion_and_range
+from pci_cluster.testbed.range_graphs import insertion_and_range
 from tests.device_guard import guarded
 
 
@@ -16,14 +16,14 @@ def guarded_guider(host, monkeypatch):
     """The node's whole run and, on their own, every model call of the insertion guider (engine +
     ComfyUI's sampling_function) run inside the device guard: a tensor our code makes there
     without device= fails the test."""
-    glue = host.glue("insertion")
+    glue = host.glue("guider")
     monkeypatch.setattr(glue.ConceptInsertionGuider, "predict_noise", guarded(glue.ConceptInsertionGuider.predict_noise))
     monkeypatch.setattr(glue, "concept_insertion_sample", guarded(glue.concept_insertion_sample))
 
 
 def _demo(host, dtype=None):
     import nodes as core
-    model, clip, _ = host.glue("demo").load_demo(demo_model.WEIGHTS_FILE, dtype)
+    model, clip, _ = host.glue("demo_adapter").load_demo(demo_model.WEIGHTS_FILE, dtype)
     enc = lambda text: core.CLIPTextEncode().encode(clip, text)[0]
     return core, model, enc("a red circle on the left"), enc("a blue square on the right"), enc("")
 

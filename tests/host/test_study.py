@@ -9,7 +9,8 @@ import pytest
 
 from pci_core import study
 from pci_core.demo import demo_model, pipeline
-from pci_core.demo import study as demo_study
+from pci_core.demo import world_study
+from pci_core.demo.world import DEMO_BASE
 
 TEMPLATE = "a large {} circle on the left on a black background"
 
@@ -68,8 +69,8 @@ def test_study_graph_equals_the_standalone_demo_study_and_resumes(host, run_name
     assert plot.shape[0] == 1 and plot.shape[-1] == 3
     assert "blue" in table and "yellow" in table
     # every concept's folder holds what the standalone engine measures for the same seeds and settings
-    standalone = dict((k.split("/")[-1], r) for k, _, r in demo_study.run_study(
-        demo_model.load(), {"demo_world.colour": demo_study.attribute_concepts(demo_study.BASE, "colour",
+    standalone = dict((k.split("/")[-1], r) for k, _, r in world_study.run_study(
+        demo_model.load(), {"demo_world.colour": world_study.attribute_concepts(DEMO_BASE, "colour",
                                                                                 ["blue", "yellow"])},
         [0, 1, 2, 3], tmp_path, pipeline.SamplerSettings(steps=6)))
     for value in ("blue", "yellow"):
@@ -104,8 +105,8 @@ def test_adaptive_study_measures_fewer_steps_with_the_controls(host, run_name):
     ({"values": "blue\nblue"}, "duplicate concept"),
     ({"values": " \n "}, "values: empty"),
     ({"taxonomy_file": "/nonexistent/taxonomy.json"}, "taxonomy file '/nonexistent/taxonomy.json' does not exist"),
-    ({"taxonomy_file": str(demo_study.TAXONOMY), "taxonomy_path": "demo_world.hue"}, "no key 'hue' in demo_world"),
-    ({"taxonomy_file": str(demo_study.TAXONOMY), "taxonomy_path": "demo_world"}, "holds 5 lists"),
+    ({"taxonomy_file": str(world_study.TAXONOMY), "taxonomy_path": "demo_world.hue"}, "no key 'hue' in demo_world"),
+    ({"taxonomy_file": str(world_study.TAXONOMY), "taxonomy_path": "demo_world"}, "holds 5 lists"),
 ])
 def test_bad_concept_list_input_is_named(host, run_name, inputs, message):
     p = study_prompt(run_name, **inputs)

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from pci_core import results
-from tests.test_study_plan import BASE, demo_workflow
+from pci_cluster.testbed.demo_workflows import demo_workflow
+from pci_core.demo.world import DEMO_BASE
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed in ComfyUI's Python")
 
@@ -66,7 +67,7 @@ def cis_study_folder(host, name: str, steps: int = 4, adaptive: bool = False) ->
     import folder_paths
     prompt = {k: v for k, v in demo_workflow().items() if k != "7" and k != "3"}
     prompt["8"] = {"class_type": "PCIConceptList", "inputs": {
-        "clip": ["1", 1], "template": BASE.replace("red", "{}"), "base_value": "red", "values": "\n".join(VALUES),
+        "clip": ["1", 1], "template": DEMO_BASE.replace("red", "{}"), "base_value": "red", "values": "\n".join(VALUES),
         "judge_template": "{}"}}
     prompt["9"] = {"class_type": "CISStudy", "inputs": {
         "model": ["1", 0], "concepts": ["8", 0], "negative": ["4", 0], "latent": ["5", 0], "seeds": SEEDS,

@@ -18,9 +18,9 @@ SAMPLERS = ["euler", "euler_ancestral", "dpmpp_2m_sde", "dpmpp_sde", "uni_pc", "
 
 
 def _sweep(host, model, neg, steps, cfg, sampler, max_batch, base, concept, latent, seeds, ks):
-    """The pack's sweep glue (nodes/host/sweep.py): latents (S, K, ...) and sigmas of every branch."""
+    """The pack's sweep glue (nodes/comfy_glue/branching.py): latents (S, K, ...) and sigmas of every branch."""
     run = host.glue("sampling").Sampling(model, neg, steps, cfg, sampler, "normal", max_batch)
-    return host.glue("sweep").sweep_latents(run, base, concept, latent, seeds, ks)
+    return host.glue("branching").sweep_latents(run, base, concept, latent, seeds, ks)
 
 
 def _parts(host):
@@ -62,7 +62,7 @@ def test_without_the_protections_branches_differ(host, inference):
     def naive(sampler):  # one mixed batch through the plain guider and ComfyUI's own sampler
         sigmas = host.glue("sampling").Sampling(model, neg, steps, cfg, sampler, "normal").sigmas()
         bounds = torch.tensor([schedule.insertion_boundary(sigmas, k) for k in ks], dtype=torch.float64).repeat(S)
-        guider = host.glue("insertion").ConceptInsertionGuider(model, base, concept, neg, cfg, bounds, torch.arange(S).repeat_interleave(K))
+        guider = host.glue("guider").ConceptInsertionGuider(model, base, concept, neg, cfg, bounds, torch.arange(S).repeat_interleave(K))
         noise = torch.cat([sample.prepare_noise(latent["samples"], s) for s in seeds]).repeat_interleave(K, 0)
         out = guider.sample(noise, latent["samples"].repeat(S * K, 1, 1, 1), comfy.samplers.sampler_object(sampler),
                             sigmas, disable_pbar=True, seed=seeds[0])

@@ -20,9 +20,8 @@ from typing import Sequence
 from .. import insertion, runner, study
 from ..cis import CISResult
 from ..results import RunStore
-from . import pipeline, sweep, world
+from . import pipeline, demo_measure, world
 
-BASE = "a large red circle on the left on a black background"
 TAXONOMY = Path(__file__).with_name("taxonomy.json")
 SEED_BLOCK = 8  # seeds per branching run of a full sweep: results are written after each block
 
@@ -45,14 +44,14 @@ def attribute_concepts(base: str, path: str, values: Sequence[str]) -> study.Con
                               judge_template=world.make_prompt({attribute: study.SLOT}))
 
 
-def taxonomy_concepts(taxonomy: dict, path: str = "", base: str = BASE) -> dict[str, study.ConceptList]:
+def taxonomy_concepts(taxonomy: dict, path: str = "", base: str = world.DEMO_BASE) -> dict[str, study.ConceptList]:
     """Concept lists per attribute list under a dotted path of a taxonomy (keyed by the list's path)."""
     return {p: attribute_concepts(base, p, values) for p, values in study.taxonomy_lists(taxonomy, path).items()}
 
 
 def concept_header(base: str, concept: study.Concept, settings: pipeline.SamplerSettings, weights: str | None,
                    adaptive: bool) -> dict:
-    header = sweep.run_header(base, concept.prompt, concept.judge_text, settings, weights)
+    header = demo_measure.run_header(base, concept.prompt, concept.judge_text, settings, weights)
     header["settings"]["search"] = "adaptive" if adaptive else "full"
     return header
 
@@ -62,7 +61,7 @@ def run_concept(model, base: str, concept: study.Concept, seeds: Sequence[int], 
                 counter: insertion.EvalCounter | None = None) -> CISResult:
     """One concept in its run folder through pci_core.runner: every k in seed blocks (seeds already there
     are read back), or the adaptive search over all seeds."""
-    measure = sweep.demo_measure(model, base, concept.prompt, concept.judge_text, settings, max_batch, counter)
+    measure = demo_measure.demo_measure(model, base, concept.prompt, concept.judge_text, settings, max_batch, counter)
     header = concept_header(base, concept, settings, weights, adaptive)
     if adaptive:
         return runner.adaptive_run(folder, header, seeds, measure)[0]
@@ -72,7 +71,7 @@ def run_concept(model, base: str, concept: study.Concept, seeds: Sequence[int], 
 def run_study(model, concept_lists: dict[str, study.ConceptList], seeds: Sequence[int], out: Path,
               settings: pipeline.SamplerSettings = pipeline.SamplerSettings(), adaptive: bool = False,
               weights: str | None = None, max_batch: int | None = None, progress=None,
-              base: str = BASE, seed_block: int = SEED_BLOCK) -> list[tuple[str, str, CISResult]]:
+              base: str = world.DEMO_BASE, seed_block: int = SEED_BLOCK) -> list[tuple[str, str, CISResult]]:
     """Every concept of every list, each in <out>/<attribute>/<value>/; returns (key, label, result) in
     order and writes <out>/study.json (the order and labels, read by merge). A full sweep runs seed_block
     seeds per branching run: shards cut at block boundaries compute exactly what one whole run does."""

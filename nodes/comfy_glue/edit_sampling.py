@@ -14,10 +14,10 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
-from ...pci_core import cis, edit_metrics, editing, judges
-from .insertion import concept_insertion_sample
+from ...pci_core import cis, edit_metrics, edit_rules, judges
+from .guider import concept_insertion_sample
 from .sampling import Sampling, check_conditionings
-from .sweep import decode, decode_and_judge, sweep_latents
+from .branching import decode, decode_and_judge, sweep_latents
 
 INVERSION_SAMPLER = "euler"  # deterministic: the inversion must not add noise
 
@@ -57,7 +57,7 @@ def invert_latent(run: Sampling, latent: torch.Tensor, source, inversion_cfg: fl
                   seed: int) -> torch.Tensor:
     """The clean latent carried to the noise level sigmas[k] with the source prompt (euler over
     sigmas[k:] flipped). For flow models (CONST) k = 0 is sigma 1, where no inversion exists: use k >= 1."""
-    return _guided_run(_inversion(run, inversion_cfg), source, editing.inversion_sigmas(sigmas, k, _sigma_min(run)),
+    return _guided_run(_inversion(run, inversion_cfg), source, edit_rules.inversion_sigmas(sigmas, k, _sigma_min(run)),
                        latent, seed)
 
 
@@ -98,7 +98,7 @@ def invert_every_step(run: Sampling, latent: torch.Tensor, source, inversion_cfg
     """The clean latent carried to the noise level of every step with the source prompt: index k holds it at
     sigmas[k] (k = T: the latent itself). One euler step per call over the flipped sigmas, so each level is
     the one invert_latent reaches for that k (T model rows in all)."""
-    up = editing.inversion_sigmas(sigmas, 0, _sigma_min(run))
+    up = edit_rules.inversion_sigmas(sigmas, 0, _sigma_min(run))
     inversion = _inversion(run, inversion_cfg)
     levels = [latent]
     for i in range(len(up) - 1):
@@ -127,31 +127,31 @@ def probe_image_edit(run: Sampling, vae, judge, image: torch.Tensor, source, edi
 
 
 def candidates(kind: str, run: Sampling, vae, judge, latent: dict, image, source, edit, seed: int, n_probe: int,
-               judge_text: str, contrast: str | None, inversion_cfg: float, cis_result=None) -> editing.Candidates:
-    """The measurement editing.measurement asked for: the edit itself at every k (THIS_EDIT: the seed's
+               judge_text: str, contrast: str | None, inversion_cfg: float, cis_result=None) -> edit_rules.Candidates:
+    """The measurement edit_rules.measurement asked for: the edit itself at every k (THIS_EDIT: the seed's
     branching sweep, or the input image inverted to every level), the probe over helper seeds (PROBE), or
     the CIS curve of a cis_result alone (NOTHING)."""
     ks = list(range(run.steps + 1))
-    if kind == editing.NOTHING:
+    if kind == edit_rules.NOTHING:
         if cis_result is None:
-            return editing.Candidates()
-        return editing.Candidates(list(cis_result.ks), cis.cis_curve(cis_result.decisions).tolist(), result=cis_result)
+            return edit_rules.Candidates()
+        return edit_rules.Candidates(list(cis_result.ks), cis.cis_curve(cis_result.decisions).tolist(), result=cis_result)
     judge_text = judges.check_text(judge_text, "judge_text")
     bar = comfy.utils.ProgressBar(run.steps + 1)
     progress = lambda step, *_: bar.update_absolute(step + 1)
     run = run.for_latent(latent)
-    if kind == editing.THIS_EDIT:
+    if kind == edit_rules.THIS_EDIT:
         if image is None:
             scores, kept = probe_edit(run, vae, judge, latent, source, edit, [seed], judge_text, contrast, progress)
         else:
             scores, kept = probe_image_edit(run, vae, judge, image, source, edit, seed, inversion_cfg, judge_text,
                                             contrast, progress)
-        return editing.Candidates(ks, scores.mean(axis=0).tolist(), kept.mean(axis=0).tolist(),
-                                  scores >= editing.JUDGE_THRESHOLD, cis_result)
-    seeds = editing.probe_seeds(seed, n_probe)
+        return edit_rules.Candidates(ks, scores.mean(axis=0).tolist(), kept.mean(axis=0).tolist(),
+                                  scores >= edit_rules.JUDGE_THRESHOLD, cis_result)
+    seeds = edit_rules.probe_seeds(seed, n_probe)
     scores, kept = probe_edit(run, vae, judge, latent, source, edit, seeds, judge_text, contrast, progress)
-    probe = cis.CISResult(seeds, ks, run.steps, run.step_sigmas(), scores, editing.JUDGE_THRESHOLD, judge_text,
+    probe = cis.CISResult(seeds, ks, run.steps, run.step_sigmas(), scores, edit_rules.JUDGE_THRESHOLD, judge_text,
                           {"sampler": run.sampler_name, "scheduler": run.scheduler, "cfg": float(run.cfg)})
-    success, preservation = editing.probe_curves(scores, kept)
-    return editing.Candidates(ks, success.tolist(), preservation.tolist(), None,
+    success, preservation = edit_rules.probe_curves(scores, kept)
+    return edit_rules.Candidates(ks, success.tolist(), preservation.tolist(), None,
                               cis_result if cis_result is not None else probe)

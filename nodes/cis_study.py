@@ -5,12 +5,12 @@ import comfy.samplers
 import comfy.utils
 from comfy_api.latest import io
 
-from ..pci_core import cis, plots, runner, study, sweep
+from ..pci_core import cis, plots, runner, study, sweep_plan
 from ..pci_core.results import RunStore
-from .host import conditioning, runs
-from .host import sweep as host_sweep
-from .host.sampling import Sampling, encode_text
-from .judge import Judge
+from .comfy_glue import conditioning, runs
+from .comfy_glue import branching
+from .comfy_glue.sampling import Sampling, encode_text
+from .judge_nodes import Judge
 
 ConceptListType = io.Custom("PCI_CONCEPT_LIST")
 
@@ -102,7 +102,7 @@ class CISStudy(io.ComfyNode):
     @classmethod
     def execute(cls, model, concepts, negative, latent, seeds, steps, cfg, sampler_name, scheduler, vae, judge,
                 threshold, max_batch, run_name, adaptive) -> io.NodeOutput:
-        seeds = sweep.parse_seeds(seeds, "seeds")
+        seeds = sweep_plan.parse_seeds(seeds, "seeds")
         root = runs.run_folder(run_name)
         run = Sampling(model, negative, steps, cfg, sampler_name, scheduler, max_batch).for_latent(latent)
         listed, bar = concepts["list"], comfy.utils.ProgressBar(len(concepts["concepts"]))
@@ -113,13 +113,13 @@ class CISStudy(io.ComfyNode):
             header = {"concept": concept.judge_text, "ks": list(range(steps + 1)), "steps": steps,
                       "sigmas": run.step_sigmas(), "threshold": threshold,
                       "settings": settings_of(run, listed, concepts["base"], concept, cond, latent, judge, adaptive)}
-            measure = host_sweep.measure(run, concepts["base"], cond, latent, vae, judge, concept.judge_text,
+            measure = branching.measure(run, concepts["base"], cond, latent, vae, judge, concept.judge_text,
                                          concept.contrast or None)
             if adaptive:
                 result, _ = runner.adaptive_run(folder, header, seeds, measure)
             else:
                 result = runner.full_run(RunStore(folder, header), seeds, measure,
-                                         sweep.seeds_per_block(steps + 1, run.max_batch))
+                                         sweep_plan.seeds_per_block(steps + 1, run.max_batch))
             entries.append((folder.name, concept.value))
             summaries.append(cis.summarize(result))
             summaries[-1]["warnings"][:0] = conditioning.warnings("CISStudy", concepts["base"], cond)

@@ -8,12 +8,12 @@ import numpy as np
 import comfy.samplers
 from comfy_api.latest import io
 
-from ..pci_core import cis, judges, plots, results, runner, sweep
-from .host import conditioning, runs
-from .host import sweep as host_sweep
-from .host.progress import SweepProgress
-from .host.sampling import Sampling
-from .judge import Judge
+from ..pci_core import cis, judges, plots, results, runner, sweep_plan
+from .comfy_glue import conditioning, runs
+from .comfy_glue import branching
+from .comfy_glue.progress import SweepProgress
+from .comfy_glue.sampling import Sampling
+from .judge_nodes import Judge
 
 CISResultType = io.Custom("CIS_RESULT")
 NEVER_CROSSES = -1.0  # tau50 output when CIS never falls through 0.5 (a step is never negative)
@@ -87,19 +87,19 @@ class CISSweep(io.ComfyNode):
     def execute(cls, model, base, concept, negative, latent, vae, judge, judge_text, seed, seed_count, seed_list,
                 insert_steps, steps, cfg, sampler_name, scheduler, threshold, max_batch, valid_seeds_only, run_name,
                 contrast="") -> io.NodeOutput:
-        seeds = sweep.parse_seeds(seed_list) if seed_list.strip() else sweep.seed_range(seed, seed_count)
-        ks = sweep.parse_steps(insert_steps, steps)
+        seeds = sweep_plan.parse_seeds(seed_list) if seed_list.strip() else sweep_plan.seed_range(seed, seed_count)
+        ks = sweep_plan.parse_steps(insert_steps, steps)
         text, contrast = check_inputs(judge, judge_text, threshold, latent, contrast)
         run = Sampling(model, negative, steps, cfg, sampler_name, scheduler, max_batch).for_latent(latent)
         warnings = conditioning.warnings("CISSweep", base, concept)
         store = results.RunStore(runs.run_folder(run_name), {
             "concept": text, "ks": ks, "steps": steps, "sigmas": run.step_sigmas(), "threshold": threshold,
             "settings": runs.sweep_settings(run, base, concept, latent, f"{judge.describe()}; contrast {contrast!r}")})
-        block_size = sweep.seeds_per_block(len(ks), run.max_batch)
+        block_size = sweep_plan.seeds_per_block(len(ks), run.max_batch)
         progress = SweepProgress(model, runner.pending_blocks(store, seeds, block_size), len(ks), len(run.sigmas()) - 1,
                                  run.max_batch)
         grid = GridImages(seeds[:GRID_ROWS])
-        measure = host_sweep.measure(run, base, concept, latent, vae, judge, text, contrast, progress.sampling,
+        measure = branching.measure(run, base, concept, latent, vae, judge, text, contrast, progress.sampling,
                                      progress.judging, grid.keep)
         result = runner.full_run(store, seeds, measure, block_size, on_block=progress.next_block)
         if grid.missing():  # resumed seeds: their pictures are not on disk, make them again for the grid

@@ -3,8 +3,8 @@ exact step (keyed on sigma, so it lands on that step for every sampler and sched
 import comfy.samplers
 from comfy_api.latest import io
 
-from .host import conditioning, insertion
-from .host.sampling import Sampling
+from .comfy_glue import conditioning, guider
+from .comfy_glue.sampling import Sampling
 
 
 class ConceptInsertionSampler(io.ComfyNode):
@@ -46,4 +46,4 @@ class ConceptInsertionSampler(io.ComfyNode):
                 scheduler, insert_step, denoise) -> io.NodeOutput:
         run = Sampling(model, negative, steps, cfg, sampler_name, scheduler)
         conditioning.warnings("ConceptInsertionSampler", base, concept)  # logged: the node has no text output
-        return io.NodeOutput(insertion.concept_insertion_sample(run, seed, base, concept, latent_image, insert_step, denoise))
+        return io.NodeOutput(guider.concept_insertion_sample(run, seed, base, concept, latent_image, insert_step, denoise))

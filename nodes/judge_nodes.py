@@ -7,8 +7,8 @@ from comfy_api.latest import io
 
 from ..pci_core import judges
 from ..pci_core.judges.vqa import PROTOCOLS as VQA_PROTOCOLS
-from .host import demo
-from .host import judges as host_judges
+from .comfy_glue import demo_adapter
+from .comfy_glue import managed_judges
 
 JUDGE_FOLDER = "pci_judges"  # models/pci_judges: open_clip weight files and transformers model folders
 folder_paths.add_model_folder_path(JUDGE_FOLDER, os.path.join(folder_paths.models_dir, JUDGE_FOLDER))
@@ -40,7 +40,7 @@ class PCIJudgeLoader(io.ComfyNode):
                         "downloaded. ComfyUI manages the judge's memory as its own models': loaded onto the device "
                         "to judge, offloaded when the UNet needs the room, freed by Unload models.",
             inputs=[
-                io.Combo.Input("backend", options=[demo.RULE_BACKEND, *judges.BACKENDS], default=demo.RULE_BACKEND,
+                io.Combo.Input("backend", options=[demo_adapter.RULE_BACKEND, *judges.BACKENDS], default=demo_adapter.RULE_BACKEND,
                                tooltip="rule: the demo world's exact pixel judge; clip: open_clip zero-shot; "
                                        "vqa: a vision-language model's P(yes)"),
                 io.String.Input("model", default="ViT-B-32", tooltip="clip: open_clip architecture name of the "
@@ -68,15 +68,15 @@ class PCIJudgeLoader(io.ComfyNode):
     @classmethod
     def execute(cls, backend, model, weights, device, weights_path="", template="",
                 vqa_protocol=VQA_PROTOCOLS[0]) -> io.NodeOutput:
-        if backend == demo.RULE_BACKEND:
+        if backend == demo_adapter.RULE_BACKEND:
             judges.check_device(comfy.model_management.get_torch_device() if device == "auto" else device)
-            return io.NodeOutput(demo.rule_judge())
+            return io.NodeOutput(demo_adapter.rule_judge())
         options = {"protocol": vqa_protocol} if backend == "vqa" else {}
         if template.strip() and backend == "clip":
             options["templates"] = [t.strip() for t in template.split("|")]
         elif template.strip() and backend == "vqa":
             options["question"] = template.strip()
-        return io.NodeOutput(host_judges.load(backend, model, weights_path.strip() or (None if weights == NO_WEIGHTS
+        return io.NodeOutput(managed_judges.load(backend, model, weights_path.strip() or (None if weights == NO_WEIGHTS
                                                                                        else weights),
                                               device, folder_paths.get_folder_paths(JUDGE_FOLDER), **options))
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pci_core import cli, results, study, sweep
+from pci_core import arg_checks, results, study, sweep_plan
 from pci_core.cis import CISResult
 
 from . import workflow
@@ -82,7 +82,7 @@ def plan(values: list[str], seeds: list[int], out: Path, block: int, adaptive: b
                                  "--seeds (or choose another --out)")
             units += [] if done else [Unit(value, list(seeds))]
         else:
-            units += [Unit(value, b) for b in sweep.seed_blocks([s for s in seeds if s not in done], block)]
+            units += [Unit(value, b) for b in sweep_plan.seed_blocks([s for s in seeds if s not in done], block)]
     return units
 
 
@@ -222,14 +222,14 @@ def main(args) -> int:
     template = workflow.load(args.workflow)
     workflow.check(template)
     values = concept_values(args.values, args.path)
-    seeds = sweep.parse_seeds(args.seeds, "--seeds")
-    out = cli.check_out_folder(args.out)
-    workers = cli.check_whole(args.workers, "--workers", 0)
-    block = cli.check_whole(args.seed_block, "--seed-block", 1)
-    threads = cli.check_whole(args.threads, "--threads", 1)
+    seeds = sweep_plan.parse_seeds(args.seeds, "--seeds")
+    out = arg_checks.check_out_folder(args.out)
+    workers = arg_checks.check_whole(args.workers, "--workers", 0)
+    block = arg_checks.check_whole(args.seed_block, "--seed-block", 1)
+    threads = arg_checks.check_whole(args.threads, "--threads", 1)
     stats = run(template, values, seeds, out, workers, args.address, args.adaptive, block, args.comfyui, threads)
     print(summary(stats))
     found = [(key, label, results.merge_runs([folder])) for key, label, folder in study.run_folders(out)]
-    print(cli.write_study(found, out, f"CIS(k) of {len(found)} concepts ({Path(args.workflow).name})"))
+    print(study.write_study_files(found, out, f"CIS(k) of {len(found)} concepts ({Path(args.workflow).name})"))
     print(f"wrote {out.resolve()}/study.txt, study.png, study.json, {UNITS_FILE} and one run folder per concept")
     return 0

@@ -9,7 +9,7 @@ import torch
 from .. import insertion, schedule
 from ..cis import cis_curve, first_crossing
 from . import demo_model, pipeline, world
-from .judge import RuleJudge
+from .rule_judge import RuleJudge
 
 
 def default_judge_text(base: str, concept: str) -> str:

@@ -1,7 +1,7 @@
 """PCI Concept Encode: the concept prompt encoded like its base, so that the two differ in their text only."""
 from comfy_api.latest import io
 
-from .host import conditioning
+from .comfy_glue import conditioning
 
 
 class PCIConceptEncode(io.ComfyNode):

@@ -15,7 +15,7 @@ import comfy.samplers
 from comfy.k_diffusion import sampling as kds
 
 from ...pci_core import insertion, schedule
-from .insertion import ConceptInsertionGuider, concept_insertion_sample
+from .guider import ConceptInsertionGuider, concept_insertion_sample
 from .sampling import Sampling, check_conditionings
 
 # Every (seed, k) branch of a block of seeds in ONE sampler run, each bit-identical to

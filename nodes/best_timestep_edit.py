@@ -9,13 +9,13 @@ import comfy.utils
 import torch
 from comfy_api.latest import io
 
-from ..pci_core import editing, plots
-from .host import editing as host_editing
-from .host import conditioning
-from .host.editing import check_image_for_vae
-from .host.sampling import Sampling, check_conditionings
-from .judge import Judge
-from .sweep import CISResultType
+from ..pci_core import edit_rules, plots
+from .comfy_glue import edit_sampling
+from .comfy_glue import conditioning
+from .comfy_glue.edit_sampling import check_image_for_vae
+from .comfy_glue.sampling import Sampling, check_conditionings
+from .judge_nodes import Judge
+from .cis_sweep import CISResultType
 
 
 class BestTimestepEdit(io.ComfyNode):
@@ -51,18 +51,18 @@ class BestTimestepEdit(io.ComfyNode):
                                        "inverted input image"),
                 io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="Noise schedule"),
                 io.Vae.Input("vae", tooltip="VAE to decode the results (and encode an input image)"),
-                io.Combo.Input("rule", options=list(editing.RULES), default="tau",
+                io.Combo.Input("rule", options=list(edit_rules.RULES), default="tau",
                                tooltip="tau: k = the last whole step where CIS is still >= level; best score: k "
                                        "maximising weight*edit success + (1-weight)*preservation over the probe; "
                                        "fixed: k = fixed_k; latest yes: the edit made at every k for this seed "
                                        "(or input image), k = the latest step whose result the judge says shows "
                                        "judge_text (keeps the most of the source; 0 if it never takes). Costs T + "
                                        "sum(T-k) model rows (one seed's sweep) before the edit; needs a judge"),
-                io.Float.Input("level", default=editing.DEFAULT_LEVEL, min=0.0, max=1.0, step=0.05,
+                io.Float.Input("level", default=edit_rules.DEFAULT_LEVEL, min=0.0, max=1.0, step=0.05,
                                tooltip="tau rule: CIS level. 0.5 = the latest step in the paper's window CIS "
                                        "0.5-0.7 (or just before it when the window holds no whole step); higher "
                                        "levels make the edit surer and keep less"),
-                io.Float.Input("weight", default=editing.DEFAULT_WEIGHT, min=0.0, max=1.0, step=0.05,
+                io.Float.Input("weight", default=edit_rules.DEFAULT_WEIGHT, min=0.0, max=1.0, step=0.05,
                                tooltip="best score rule: weight of edit success against preservation (SSIM to "
                                        "the source)"),
                 io.Int.Input("fixed_k", default=10, min=0, max=10000, tooltip="fixed rule: the insertion step "
@@ -106,40 +106,40 @@ class BestTimestepEdit(io.ComfyNode):
             return cls._unchanged(run, vae, latent_image, source, seed, image)
         notes = conditioning.warnings("BestTimestepEdit", source, edit, ("source", "edit"))
         if rule == "fixed":
-            editing.check_step(fixed_k, steps, "fixed_k")
+            edit_rules.check_step(fixed_k, steps, "fixed_k")
         if cis_result is not None:
-            editing.check_matching_run(cis_result, steps, sampler_name, scheduler, run.step_sigmas())
-        kind = editing.measurement(rule, judge is not None, cis_result is not None)
+            edit_rules.check_matching_run(cis_result, steps, sampler_name, scheduler, run.step_sigmas())
+        kind = edit_rules.measurement(rule, judge is not None, cis_result is not None)
         bar = comfy.utils.ProgressBar(3)
-        found = host_editing.candidates(kind, run, vae, judge, latent_image, image, source, edit, seed, probe_seeds,
+        found = edit_sampling.candidates(kind, run, vae, judge, latent_image, image, source, edit, seed, probe_seeds,
                                         judge_text, contrast or None, inversion_cfg, cis_result)
         bar.update_absolute(1)
-        choice = editing.choose_step(rule, steps, result=found.result, level=level, ks=found.ks,
+        choice = edit_rules.choose_step(rule, steps, result=found.result, level=level, ks=found.ks,
                                      edit_success=found.success, preservation=found.preservation, weight=weight,
                                      fixed_k=fixed_k, decisions=found.decisions,
                                      what=f"seed {seed}" if image is None else "the input image")
         comfy.model_management.throw_exception_if_processing_interrupted()
         if image is None:
-            edited, source_image = host_editing.edit_seed(run, vae, latent_image, source, edit, seed, choice.k)
+            edited, source_image = edit_sampling.edit_seed(run, vae, latent_image, source, edit, seed, choice.k)
         else:
-            edited = host_editing.edit_image(run, vae, image, source, edit, seed, choice.k, inversion_cfg)
+            edited = edit_sampling.edit_image(run, vae, image, source, edit, seed, choice.k, inversion_cfg)
             source_image = image[:, :, :, :3].float().cpu()
         bar.update_absolute(3)
-        measured, success_label = editing.measured_by(kind, seed, image is not None, judge_text, probe_seeds,
+        measured, success_label = edit_rules.measured_by(kind, seed, image is not None, judge_text, probe_seeds,
                                                       cis_result is not None)
         plot = plots.edit_candidates_plot(found.ks or [choice.k], found.success, found.preservation, choice.k, steps,
                                           choice.rule, success_label=success_label,
                                           preservation_label="preservation (SSIM to source)")
-        how = editing.edit_description(choice.k, steps, seed, image is not None, inversion_cfg)
+        how = edit_rules.edit_description(choice.k, steps, seed, image is not None, inversion_cfg)
         return io.NodeOutput(edited, source_image, choice.k, torch.from_numpy(plot)[None],
-                             "".join(f"WARNING: {n}\n" for n in notes) + editing.explanation(choice, measured, how))
+                             "".join(f"WARNING: {n}\n" for n in notes) + edit_rules.explanation(choice, measured, how))
 
     @classmethod
     def _unchanged(cls, run, vae, latent_image, source, seed, image):
         message = "source and edit conditioning are the same: there is nothing to edit, the source is returned"
         logging.warning("BestTimestepEdit: " + message)
         if image is None:
-            source_image, _ = host_editing.edit_seed(run, vae, latent_image, source, source, seed, run.steps)
+            source_image, _ = edit_sampling.edit_seed(run, vae, latent_image, source, source, seed, run.steps)
         else:
             source_image = image[:, :, :, :3].float().cpu()
         plot = plots.edit_candidates_plot([run.steps], None, None, run.steps, run.steps, "none")

@@ -18,7 +18,7 @@ import comfy.supported_models_base
 import folder_paths
 
 from ...pci_core.demo import demo_model, world
-from ...pci_core.demo.judge import RuleJudge
+from ...pci_core.demo.rule_judge import RuleJudge
 
 DEMO_FOLDER = "pci_demo"
 folder_paths.add_model_folder_path(DEMO_FOLDER, os.path.join(folder_paths.models_dir, DEMO_FOLDER))

@@ -36,7 +36,7 @@ class RuleJudge(Judge):
 
     This is the one definition of CIS on the demo world: the judge text decides what is judged, and
     every attribute it names must be seen. A sweep passes its judge text; the demo command's default
-    judge text is the attributes the concept changes (pci_core.demo.sweep.default_judge_text)."""
+    judge text is the attributes the concept changes (pci_core.demo.demo_measure.default_judge_text)."""
 
     name = "rule"
 

@@ -1,7 +1,7 @@
 """PCI Demo Model: the shipped demo model as native MODEL, CLIP and VAE."""
 from comfy_api.latest import io
 
-from .host import demo
+from .comfy_glue import demo_adapter
 
 
 class PCIDemoModelLoader(io.ComfyNode):
@@ -13,7 +13,7 @@ class PCIDemoModelLoader(io.ComfyNode):
             category="PCI",
             description="The tiny text-to-image model of the PCI demo world (shapes, colours, sizes, "
                         "positions, backgrounds), as MODEL / CLIP / VAE for the core nodes.",
-            inputs=[io.Combo.Input("weights", options=demo.demo_weights_choices(),
+            inputs=[io.Combo.Input("weights", options=demo_adapter.demo_weights_choices(),
                                    tooltip="Shipped weights, or a file in models/pci_demo")],
             outputs=[io.Model.Output(tooltip="The demo denoiser, for KSampler and the PCI samplers"),
                      io.Clip.Output(tooltip="The demo text encoder (demo words only), for CLIP Text Encode"),
@@ -22,4 +22,4 @@ class PCIDemoModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, weights) -> io.NodeOutput:
-        return io.NodeOutput(*demo.load_demo(weights))
+        return io.NodeOutput(*demo_adapter.load_demo(weights))
