@@ -152,7 +152,7 @@ def per_k_batched(host, model, base, concept, neg, latent, seeds, ks, steps, cfg
     import torch
     from pci_core import schedule
     sigmas = host.glue("sampling").Sampling(model, neg, steps, cfg, "euler", "normal").sigmas()
-    image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    image = host.glue("internals").empty_latent(model, latent)
     noise = torch.cat([comfy.sample.prepare_noise(image, s) for s in seeds])
     out = []
     for k in ks:

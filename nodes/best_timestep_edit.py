@@ -4,14 +4,15 @@ image, and say why that k."""
 import logging
 
 import comfy.model_management
-import comfy.samplers
 import comfy.utils
 import torch
 from comfy_api.latest import io
 
 from ..pci_core import edit_rules, plots
-from .comfy_glue import edit_sampling
+from .comfy_glue import internals
+from .comfy_glue import edit_plan, edit_sampling
 from .comfy_glue import conditioning
+from .comfy_glue import sampler_inputs as inputs
 from .comfy_glue.edit_sampling import check_image_for_vae
 from .comfy_glue.sampling import Sampling, check_conditionings
 from .judge_nodes import Judge
@@ -40,16 +41,11 @@ class BestTimestepEdit(io.ComfyNode):
                 io.Conditioning.Input("negative", tooltip="Negative conditioning, used throughout"),
                 io.Latent.Input("latent_image", tooltip="Empty latent of the output size (seed edits and the probe); "
                                 "ignored for an input image except by the probe"),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="Seed of the source image (and of the sampler's noise); the probe uses seeds "
-                                     "seed+1 .. seed+probe_seeds"),
-                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Denoising steps T"),
-                io.Float.Input("cfg", default=4.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale"),
-                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS,
-                               tooltip="Sampler; deterministic ones (euler, ddim, dpmpp_2m) keep the most of an "
-                                       "inverted input image"),
-                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="Noise schedule"),
+                inputs.noise_seed(),
+                inputs.steps(),
+                inputs.cfg(),
+                inputs.sampler_name(),
+                inputs.scheduler(),
                 io.Vae.Input("vae", tooltip="VAE to decode the results (and encode an input image)"),
                 io.Combo.Input("rule", options=list(edit_rules.RULES), default="tau",
                                tooltip="tau: k = the last whole step where CIS is still >= level; best score: k "
@@ -67,8 +63,9 @@ class BestTimestepEdit(io.ComfyNode):
                                        "the source)"),
                 io.Int.Input("fixed_k", default=10, min=0, max=10000, tooltip="fixed rule: the insertion step "
                              "(0 = regenerate with the edit prompt, steps = keep the source)"),
-                io.Int.Input("probe_seeds", default=4, min=1, max=256, tooltip="Helper seeds the probe runs (every "
-                             "k for each, in one batched sampler run); used when a judge is connected"),
+                io.Int.Input("probe_seeds", default=4, min=1, max=256, tooltip="Helper seeds the probe runs, seed+1 "
+                             ".. seed+probe_seeds (every k for each, in one batched sampler run); used when a judge "
+                             "is connected"),
                 io.String.Input("judge_text", default="", tooltip="Probe: what the judge looks for in an edited "
                                 "image, e.g. 'blue' or 'an old person'"),
                 CISResultType.Input("cis_result", optional=True, tooltip="From CISSweep (same steps, sampler and "
@@ -98,20 +95,21 @@ class BestTimestepEdit(io.ComfyNode):
     def execute(cls, model, source, edit, negative, latent_image, seed, steps, cfg, sampler_name, scheduler, vae,
                 rule, level, weight, fixed_k, probe_seeds, judge_text, cis_result=None, judge=None, contrast="",
                 image=None, inversion_cfg=1.0) -> io.NodeOutput:
-        run = Sampling(model, negative, steps, cfg, sampler_name, scheduler)
+        internals.require("BestTimestepEdit")
+        sampling = Sampling(model, negative, steps, cfg, sampler_name, scheduler)
         check_conditionings(source=source, edit=edit, negative=negative)
         if image is not None:
             check_image_for_vae(image, vae)
         if conditioning.same_conditioning(source, edit):
-            return cls._unchanged(run, vae, latent_image, source, seed, image)
+            return cls._unchanged(sampling, vae, latent_image, source, seed, image)
         notes = conditioning.warnings("BestTimestepEdit", source, edit, ("source", "edit"))
         if rule == "fixed":
             edit_rules.check_step(fixed_k, steps, "fixed_k")
         if cis_result is not None:
-            edit_rules.check_matching_run(cis_result, steps, sampler_name, scheduler, run.step_sigmas())
-        kind = edit_rules.measurement(rule, judge is not None, cis_result is not None)
+            edit_rules.check_matching_run(cis_result, steps, sampler_name, scheduler, sampling.step_sigmas())
+        kind = edit_plan.measurement(rule, judge is not None, cis_result is not None)
         bar = comfy.utils.ProgressBar(3)
-        found = edit_sampling.candidates(kind, run, vae, judge, latent_image, image, source, edit, seed, probe_seeds,
+        found = edit_sampling.candidates(kind, sampling, vae, judge, latent_image, image, source, edit, seed, probe_seeds,
                                         judge_text, contrast or None, inversion_cfg, cis_result)
         bar.update_absolute(1)
         choice = edit_rules.choose_step(rule, steps, result=found.result, level=level, ks=found.ks,
@@ -120,30 +118,30 @@ class BestTimestepEdit(io.ComfyNode):
                                      what=f"seed {seed}" if image is None else "the input image")
         comfy.model_management.throw_exception_if_processing_interrupted()
         if image is None:
-            edited, source_image = edit_sampling.edit_seed(run, vae, latent_image, source, edit, seed, choice.k)
+            edited, source_image = edit_sampling.edit_seed(sampling, vae, latent_image, source, edit, seed, choice.k)
         else:
-            edited = edit_sampling.edit_image(run, vae, image, source, edit, seed, choice.k, inversion_cfg)
+            edited = edit_sampling.edit_image(sampling, vae, image, source, edit, seed, choice.k, inversion_cfg)
             source_image = image[:, :, :, :3].float().cpu()
         bar.update_absolute(3)
-        measured, success_label = edit_rules.measured_by(kind, seed, image is not None, judge_text, probe_seeds,
+        measured, success_label = edit_plan.measured_by(kind, seed, image is not None, judge_text, probe_seeds,
                                                       cis_result is not None)
         plot = plots.edit_candidates_plot(found.ks or [choice.k], found.success, found.preservation, choice.k, steps,
                                           choice.rule, success_label=success_label,
                                           preservation_label="preservation (SSIM to source)")
-        how = edit_rules.edit_description(choice.k, steps, seed, image is not None, inversion_cfg)
+        how = edit_plan.edit_description(choice.k, steps, seed, image is not None, inversion_cfg)
         return io.NodeOutput(edited, source_image, choice.k, torch.from_numpy(plot)[None],
-                             "".join(f"WARNING: {n}\n" for n in notes) + edit_rules.explanation(choice, measured, how))
+                             "".join(f"WARNING: {n}\n" for n in notes) + edit_plan.explanation(choice, measured, how))
 
     @classmethod
-    def _unchanged(cls, run, vae, latent_image, source, seed, image):
+    def _unchanged(cls, sampling, vae, latent_image, source, seed, image):
         message = "source and edit conditioning are the same: there is nothing to edit, the source is returned"
         logging.warning("BestTimestepEdit: " + message)
         if image is None:
-            source_image, _ = edit_sampling.edit_seed(run, vae, latent_image, source, source, seed, run.steps)
+            source_image, _ = edit_sampling.edit_seed(sampling, vae, latent_image, source, source, seed, sampling.steps)
         else:
             source_image = image[:, :, :, :3].float().cpu()
-        plot = plots.edit_candidates_plot([run.steps], None, None, run.steps, run.steps, "none")
-        return io.NodeOutput(source_image, source_image, run.steps, torch.from_numpy(plot)[None], "WARNING: " + message)
+        plot = plots.edit_candidates_plot([sampling.steps], None, None, sampling.steps, sampling.steps, "none")
+        return io.NodeOutput(source_image, source_image, sampling.steps, torch.from_numpy(plot)[None], "WARNING: " + message)
 
 
 NODES = [BestTimestepEdit]

@@ -1,15 +1,15 @@
 """PCI Concept List and CIS Study: many concepts against one base in one node, each with its own
 result folder (output/pci/<run name>/<concept>/), one table and one overlaid CIS plot."""
 import comfy.model_management
-import comfy.samplers
 import comfy.utils
 from comfy_api.latest import io
 
 from ..pci_core import cis, plots, runner, study, sweep_plan
-from ..pci_core.results import RunStore
+from .comfy_glue import internals
 from .comfy_glue import conditioning, runs
 from .comfy_glue import branching
-from .comfy_glue.sampling import Sampling, encode_text
+from .comfy_glue import sampler_inputs as inputs
+from .comfy_glue.sampling import Sampling
 from .judge_nodes import Judge
 
 ConceptListType = io.Custom("PCI_CONCEPT_LIST")
@@ -47,15 +47,12 @@ class PCIConceptList(io.ComfyNode):
     @classmethod
     def execute(cls, clip, template, base_value, values, taxonomy_file="", taxonomy_path="",
                 judge_template="") -> io.NodeOutput:
+        internals.require("PCIConceptList")
         if taxonomy_file.strip():
-            lists = study.taxonomy_lists(study.load_taxonomy(taxonomy_file.strip()), taxonomy_path.strip())
-            if len(lists) != 1:
-                raise ValueError(f"taxonomy_path {taxonomy_path!r} holds {len(lists)} lists ({', '.join(lists)}); "
-                                 "give the dotted path of one of them")
-            values = next(iter(lists.values()))
+            values = study.one_taxonomy_list(study.load_taxonomy(taxonomy_file.strip()), taxonomy_path.strip())
         concepts = study.concept_list(template, base_value, values, judge_template.strip() or None)
-        return io.NodeOutput({"list": concepts, "base": encode_text(clip, concepts.base_prompt),
-                              "concepts": [encode_text(clip, c.prompt) for c in concepts.concepts]})
+        return io.NodeOutput({"list": concepts, "base": conditioning.encode(clip, concepts.base_prompt),
+                              "concepts": [conditioning.encode(clip, c.prompt) for c in concepts.concepts]})
 
 
 class CISStudy(io.ComfyNode):
@@ -73,18 +70,15 @@ class CISStudy(io.ComfyNode):
                 ConceptListType.Input("concepts", tooltip="From PCI Concept List"),
                 io.Conditioning.Input("negative", tooltip="Negative conditioning, used at every step"),
                 io.Latent.Input("latent", tooltip="An empty latent of batch 1 (the image size)"),
-                io.String.Input("seeds", default="0-15", tooltip="Seeds, e.g. '0-15' or '1,5,9-20'"),
-                io.Int.Input("steps", default=20, min=2, max=10000, tooltip="Sampler steps T (at least 2)"),
-                io.Float.Input("cfg", default=4.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale"),
-                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, tooltip="As in KSampler"),
-                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="As in KSampler"),
+                *inputs.seed_set(),
+                inputs.steps(sweep_plan.MIN_SWEEP_STEPS),
+                inputs.cfg(),
+                inputs.sampler_name(),
+                inputs.scheduler(),
                 io.Vae.Input("vae", tooltip="Decodes the final latents for the judge"),
                 Judge.Input("judge", tooltip="From PCI Judge Loader"),
-                io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
-                               tooltip="A score >= threshold counts as yes"),
-                io.Int.Input("max_batch", default=0, min=0, max=4096, tooltip="Most rows per model call, decode and "
-                             "judge batch; 0 = auto (fits half the device's free memory, at most 64)"),
+                inputs.threshold(),
+                inputs.max_batch(),
                 io.String.Input("run_name", default="study", tooltip="Results go to output/pci/<run name>/<concept>/; "
                                 "the same name and settings resume, other settings are refused"),
                 io.Boolean.Input("adaptive", default=False, tooltip="Adaptive lock-in search: about a third of "
@@ -100,26 +94,24 @@ class CISStudy(io.ComfyNode):
         return runs.files_fingerprint(run_name, study.INDEX_FILE)
 
     @classmethod
-    def execute(cls, model, concepts, negative, latent, seeds, steps, cfg, sampler_name, scheduler, vae, judge,
-                threshold, max_batch, run_name, adaptive) -> io.NodeOutput:
-        seeds = sweep_plan.parse_seeds(seeds, "seeds")
+    def execute(cls, model, concepts, negative, latent, seed, seed_count, seed_list, steps, cfg, sampler_name, scheduler,
+                vae, judge, threshold, max_batch, run_name, adaptive) -> io.NodeOutput:
+        internals.require("CISStudy")
+        seeds = sweep_plan.seeds_of(seed, seed_count, seed_list)
+        sweep_plan.check_threshold(threshold)
         root = runs.run_folder(run_name)
-        run = Sampling(model, negative, steps, cfg, sampler_name, scheduler, max_batch).for_latent(latent)
+        sampling = Sampling(model, negative, steps, cfg, sampler_name, scheduler, max_batch).for_latent(latent)
         listed, bar = concepts["list"], comfy.utils.ProgressBar(len(concepts["concepts"]))
         entries, summaries = [], []
         for concept, cond in zip(listed.concepts, concepts["concepts"]):
             comfy.model_management.throw_exception_if_processing_interrupted()
             folder = root / study.folder_name(concept.value)
-            header = {"concept": concept.judge_text, "ks": list(range(steps + 1)), "steps": steps,
-                      "sigmas": run.step_sigmas(), "threshold": threshold,
-                      "settings": settings_of(run, listed, concepts["base"], concept, cond, latent, judge, adaptive)}
-            measure = branching.measure(run, concepts["base"], cond, latent, vae, judge, concept.judge_text,
+            header = cis.run_header(concept.judge_text, range(steps + 1), steps, sampling.step_sigmas(), threshold,
+                                    settings_of(sampling, listed, concepts["base"], concept, cond, latent, judge))
+            measure = branching.measure(sampling, concepts["base"], cond, latent, vae, judge, concept.judge_text,
                                          concept.contrast or None)
-            if adaptive:
-                result, _ = runner.adaptive_run(folder, header, seeds, measure)
-            else:
-                result = runner.full_run(RunStore(folder, header), seeds, measure,
-                                         sweep_plan.seeds_per_block(steps + 1, run.max_batch))
+            result = runner.concept_run(folder, header, seeds, measure, adaptive,
+                                        sweep_plan.seeds_per_block(steps + 1, sampling.max_batch))
             entries.append((folder.name, concept.value))
             summaries.append(cis.summarize(result))
             summaries[-1]["warnings"][:0] = conditioning.warnings("CISStudy", concepts["base"], cond)
@@ -131,9 +123,7 @@ class CISStudy(io.ComfyNode):
                              study.study_table(summaries, labels))
 
 
-def settings_of(run: Sampling, concepts: study.ConceptList, base, concept: study.Concept, cond, latent, judge,
-                adaptive: bool) -> dict:
-    """CISSweep's settings (conditionings by content) plus the texts and the search mode."""
-    settings = runs.sweep_settings(run, base, cond, latent, f"{judge.describe()}; contrast {concept.contrast!r}")
-    return {**settings, "base_text": concepts.base_prompt, "concept_text": concept.prompt,
-            "search": "adaptive" if adaptive else "full"}
+def settings_of(sampling: Sampling, concepts: study.ConceptList, base, concept: study.Concept, cond, latent, judge) -> dict:
+    """CISSweep's settings (conditionings by content) plus the texts (runner.concept_run adds the search)."""
+    settings = runs.sweep_settings(sampling, base, cond, latent, f"{judge.describe()}; contrast {concept.contrast!r}")
+    return {**settings, "base_text": concepts.base_prompt, "concept_text": concept.prompt}

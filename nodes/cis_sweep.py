@@ -5,12 +5,13 @@ after each block its scores are written to output/pci/<run name>/, so an interru
 nothing written and a re-queue with the same settings resumes where it stopped."""
 import numpy as np
 
-import comfy.samplers
 from comfy_api.latest import io
 
 from ..pci_core import cis, judges, plots, results, runner, sweep_plan
+from .comfy_glue import internals
 from .comfy_glue import conditioning, runs
 from .comfy_glue import branching
+from .comfy_glue import sampler_inputs as inputs
 from .comfy_glue.progress import SweepProgress
 from .comfy_glue.sampling import Sampling
 from .judge_nodes import Judge
@@ -42,20 +43,15 @@ class CISSweep(io.ComfyNode):
                 io.Vae.Input("vae", tooltip="Decodes the final latents for the judge"),
                 Judge.Input("judge", tooltip="From PCI Judge Loader: decides whether each image shows the concept"),
                 io.String.Input("judge_text", default="", tooltip="What the judge looks for, e.g. 'an old person'"),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, tooltip="First seed (used when seed_list is empty)"),
-                io.Int.Input("seed_count", default=16, min=1, max=100000, tooltip="How many seeds from seed on (used when seed_list is empty)"),
-                io.String.Input("seed_list", default="", tooltip="Explicit seeds instead, e.g. '1,5,9-20' (ranges inclusive)"),
+                *inputs.seed_set(),
                 io.String.Input("insert_steps", default="all", tooltip="Insertion steps k to measure: 'all', 'every N' "
                                 "(a stride) or a list like '2,4,8-12'; 0 and steps are always added as controls"),
-                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Sampler steps (at least 2)"),
-                io.Float.Input("cfg", default=7.5, min=0.0, max=100.0, step=0.1, round=0.01, tooltip="Classifier-free guidance scale"),
-                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, tooltip="As in KSampler"),
-                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="As in KSampler"),
-                io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.01,
-                               tooltip="A judge score >= threshold counts as 'concept visible'; strictly between 0 and 1"),
-                io.Int.Input("max_batch", default=0, min=0, max=4096,
-                             tooltip="Most rows per model call, decode and judge batch; 0 = auto (the largest power of "
-                                     "two up to 64 that fits half the device's free memory); lower it if memory runs out"),
+                inputs.steps(sweep_plan.MIN_SWEEP_STEPS),
+                inputs.cfg(),
+                inputs.sampler_name(),
+                inputs.scheduler(),
+                inputs.threshold(),
+                inputs.max_batch(),
                 io.Boolean.Input("valid_seeds_only", default=False, tooltip="Statistics over seeds whose k=0 image shows "
                                  "the concept and whose k=steps image does not (as the official runner); files keep all"),
                 io.String.Input("run_name", default="cis", tooltip="Folder output/pci/<run name>/ for results.json and "
@@ -87,19 +83,20 @@ class CISSweep(io.ComfyNode):
     def execute(cls, model, base, concept, negative, latent, vae, judge, judge_text, seed, seed_count, seed_list,
                 insert_steps, steps, cfg, sampler_name, scheduler, threshold, max_batch, valid_seeds_only, run_name,
                 contrast="") -> io.NodeOutput:
-        seeds = sweep_plan.parse_seeds(seed_list) if seed_list.strip() else sweep_plan.seed_range(seed, seed_count)
+        internals.require("CISSweep")
+        seeds = sweep_plan.seeds_of(seed, seed_count, seed_list)
         ks = sweep_plan.parse_steps(insert_steps, steps)
         text, contrast = check_inputs(judge, judge_text, threshold, latent, contrast)
-        run = Sampling(model, negative, steps, cfg, sampler_name, scheduler, max_batch).for_latent(latent)
+        sampling = Sampling(model, negative, steps, cfg, sampler_name, scheduler, max_batch).for_latent(latent)
         warnings = conditioning.warnings("CISSweep", base, concept)
-        store = results.RunStore(runs.run_folder(run_name), {
-            "concept": text, "ks": ks, "steps": steps, "sigmas": run.step_sigmas(), "threshold": threshold,
-            "settings": runs.sweep_settings(run, base, concept, latent, f"{judge.describe()}; contrast {contrast!r}")})
-        block_size = sweep_plan.seeds_per_block(len(ks), run.max_batch)
-        progress = SweepProgress(model, runner.pending_blocks(store, seeds, block_size), len(ks), len(run.sigmas()) - 1,
-                                 run.max_batch)
+        store = results.RunStore(runs.run_folder(run_name), cis.run_header(
+            text, ks, steps, sampling.step_sigmas(), threshold,
+            runs.sweep_settings(sampling, base, concept, latent, f"{judge.describe()}; contrast {contrast!r}")))
+        block_size = sweep_plan.seeds_per_block(len(ks), sampling.max_batch)
+        progress = SweepProgress(model, runner.pending_blocks(store, seeds, block_size), len(ks), len(sampling.sigmas()) - 1,
+                                 sampling.max_batch)
         grid = GridImages(seeds[:GRID_ROWS])
-        measure = branching.measure(run, base, concept, latent, vae, judge, text, contrast, progress.sampling,
+        measure = branching.measure(sampling, base, concept, latent, vae, judge, text, contrast, progress.sampling,
                                      progress.judging, grid.keep)
         result = runner.full_run(store, seeds, measure, block_size, on_block=progress.next_block)
         if grid.missing():  # resumed seeds: their pictures are not on disk, make them again for the grid
@@ -118,8 +115,7 @@ def check_inputs(judge, judge_text, threshold, latent, contrast):
     if not isinstance(judge, judges.Judge):
         raise ValueError(f"judge: expected a judge from PCI Judge Loader (PCI_JUDGE), got {type(judge).__name__}")
     text = judges.check_text(judge_text, "judge_text")
-    if not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold={threshold}: must lie strictly between 0 and 1 (a score >= threshold is a yes)")
+    sweep_plan.check_threshold(threshold)
     batch = latent["samples"].shape[0]
     if batch != 1:
         raise ValueError(f"latent: a batch of {batch}; CISSweep makes one image per seed and k: use a latent of batch 1 "

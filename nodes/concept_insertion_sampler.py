@@ -1,9 +1,10 @@
 """ConceptInsertionSampler: KSampler that switches the positive prompt from base to concept at an
 exact step (keyed on sigma, so it lands on that step for every sampler and scheduler)."""
-import comfy.samplers
 from comfy_api.latest import io
 
+from .comfy_glue import internals
 from .comfy_glue import conditioning, guider
+from .comfy_glue import sampler_inputs as inputs
 from .comfy_glue.sampling import Sampling
 
 
@@ -23,14 +24,11 @@ class ConceptInsertionSampler(io.ComfyNode):
                 io.Conditioning.Input("negative", tooltip="Negative conditioning for every step"),
                 io.Latent.Input("latent_image", tooltip="The latent to denoise; as KSampler, a batch draws all "
                                 "its noise from the one seed"),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="The random seed of the noise (as KSampler)"),
-                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Denoising steps actually run"),
-                io.Float.Input("cfg", default=4.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale"),
-                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS,
-                               tooltip="Any ComfyUI sampler; the switch lands on step k for each"),
-                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="Any ComfyUI scheduler"),
+                inputs.noise_seed(),
+                inputs.steps(),
+                inputs.cfg(),
+                inputs.sampler_name(),
+                inputs.scheduler(),
                 io.Float.Input("insert_step", default=10.0, min=0.0, max=10000.0, step=1.0,
                                tooltip="Step k where the concept takes over: a whole number of steps "
                                        "(0..steps), or a fraction of the steps in (0, 1)"),
@@ -44,6 +42,7 @@ class ConceptInsertionSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, base, concept, negative, latent_image, seed, steps, cfg, sampler_name,
                 scheduler, insert_step, denoise) -> io.NodeOutput:
-        run = Sampling(model, negative, steps, cfg, sampler_name, scheduler)
+        internals.require("ConceptInsertionSampler")
+        sampling = Sampling(model, negative, steps, cfg, sampler_name, scheduler)
         conditioning.warnings("ConceptInsertionSampler", base, concept)  # logged: the node has no text output
-        return io.NodeOutput(guider.concept_insertion_sample(run, seed, base, concept, latent_image, insert_step, denoise))
+        return io.NodeOutput(guider.concept_insertion_sample(sampling, seed, base, concept, latent_image, insert_step, denoise))

@@ -1,6 +1,7 @@
 """PCI Demo Model: the shipped demo model as native MODEL, CLIP and VAE."""
 from comfy_api.latest import io
 
+from .comfy_glue import internals
 from .comfy_glue import demo_adapter
 
 
@@ -22,4 +23,5 @@ class PCIDemoModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, weights) -> io.NodeOutput:
+        internals.require("PCIDemoModelLoader")
         return io.NodeOutput(*demo_adapter.load_demo(weights))

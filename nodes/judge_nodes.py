@@ -7,6 +7,7 @@ from comfy_api.latest import io
 
 from ..pci_core import judges
 from ..pci_core.judges.vqa import PROTOCOLS as VQA_PROTOCOLS
+from .comfy_glue import internals
 from .comfy_glue import demo_adapter
 from .comfy_glue import managed_judges
 
@@ -68,6 +69,7 @@ class PCIJudgeLoader(io.ComfyNode):
     @classmethod
     def execute(cls, backend, model, weights, device, weights_path="", template="",
                 vqa_protocol=VQA_PROTOCOLS[0]) -> io.NodeOutput:
+        internals.require("PCIJudgeLoader")
         if backend == demo_adapter.RULE_BACKEND:
             judges.check_device(comfy.model_management.get_torch_device() if device == "auto" else device)
             return io.NodeOutput(demo_adapter.rule_judge())
@@ -112,6 +114,7 @@ class CISJudge(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, judge, concept, threshold, contrast="") -> io.NodeOutput:
+        internals.require("CISJudge")
         scores = judge.score(images, concept, contrast or None)
         decisions = judge.decide(scores, threshold)
         summary = judges.summarize(concept, scores, decisions, threshold)

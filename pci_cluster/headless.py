@@ -46,6 +46,28 @@ def comfyui_path(path: str | os.PathLike | None = None) -> Path:
     return Path(path).resolve()
 
 
+def make_executor(execution, server):
+    """ComfyUI's PromptExecutor with the classic cache, whichever constructor this ComfyUI has: today's
+    (execution.py at 04e2a914, ComfyUI 0.38) takes cache_args and reads cache_args["ram"] and
+    ["ram_inactive"] on every run (0 = no RAM headroom kept, as main.py passes without --cache-ram); v0.3.64
+    takes cache_size."""
+    params = inspect.signature(execution.PromptExecutor.__init__).parameters
+    if "cache_args" in params:
+        return execution.PromptExecutor(server, cache_type=execution.CacheType.CLASSIC,
+                                        cache_args={"lru": 0, "ram": 0.0, "ram_inactive": 0.0})
+    return execution.PromptExecutor(server, cache_type=execution.CacheType.CLASSIC)
+
+
+def cached_outputs(cache, node_id: str) -> list:
+    """A node's outputs (one list per output slot) from the executor's output cache: today's cache
+    (comfy_execution/caching.py at 0c5058b9) has a synchronous get_local returning CacheEntry(ui, outputs)
+    (its get is a coroutine); v0.3.64's get returns the outputs list itself."""
+    entry = cache.get_local(node_id) if hasattr(cache, "get_local") else cache.get(node_id)
+    if entry is None:
+        raise KeyError(f"node {node_id} has no cached outputs (it did not run in the last prompt)")
+    return entry.outputs if hasattr(entry, "outputs") else entry
+
+
 class Headless:
     """ComfyUI in-process with the pack loaded from PACK_ROOT (linked into a temporary custom_nodes folder).
 
@@ -89,7 +111,7 @@ class Headless:
         asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
         comfy.utils.set_progress_bar_global_hook(progress_hook)
         self.startup_s = time.time() - t
-        self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC)
+        self.executor = make_executor(execution, self.server)
         import comfyui_version
         self.version = comfyui_version.__version__
 
@@ -108,7 +130,7 @@ class Headless:
 
     def output(self, node_id: str, index: int = 0):
         """A node's output value from the executor's cache (the first item of an output list)."""
-        return self.executor.caches.outputs.get(node_id)[index][0]
+        return cached_outputs(self.executor.caches.outputs, node_id)[index][0]
 
     def object_info(self, name: str) -> dict:
         """What GET /object_info reports for one node class (server.py's node_info for V3 nodes)."""

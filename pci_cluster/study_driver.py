@@ -1,20 +1,22 @@
-"""`python -m pci_core study-ray WORKFLOW.json --values ... --seeds 0-49 --out DIR`: a PCI study of any
-ComfyUI workflow with one CIS Sweep node, fanned out over Ray actors.
+"""`python -m pci_core study-ray WORKFLOW.json --values ... --seeds 0-49 --out DIR [--servers URL,...]`: a
+PCI study of any ComfyUI workflow with one CIS Sweep node, run on ComfyUI servers through ComfyUI's public
+API (POST /prompt, /history, /view, the websocket), so it runs on v0.3.64 and on today's ComfyUI alike.
 
 Units are (concept value, block of seeds), or with --adaptive one concept (its rounds need every seed).
-Workers are Ray actors, one per GPU (num_gpus=1) or, without GPUs, one per CPU, each a headless ComfyUI
-started once (pci_cluster.worker) that runs units through ComfyUI's own executor; the models stay loaded
-between units. Only plain data comes back: this driver alone writes DIR, the study folder CIS Study
-writes (one run folder per concept, study.json, study.txt, study.png), each finished unit atomically, so
-a re-run resumes and `merge` / CIS Study read it. A worker that dies mid-unit is replaced and its unit
-runs again elsewhere; a unit is written once, when it finishes.
+Workers are either ComfyUI servers the user already runs (--servers: one per GPU or machine, started with
+--listen; only these URLs are contacted), or Ray actors that each start a server of their own on
+loopback, one per GPU (num_gpus=1) or, without GPUs, one per CPU. Only plain data comes back: this driver
+alone writes DIR, the study folder CIS Study writes (one run folder per concept, study.json, study.txt,
+study.png), each finished unit at once, so a re-run resumes and `merge` / CIS Study read it. A worker or
+server that dies mid-unit is replaced (Ray) or waited for (servers) and its unit runs again elsewhere; a
+unit is written once, when it finishes. Files the workflow saves (SaveImage, videos) come back too, into
+DIR/<concept>/outputs/.
 """
 from __future__ import annotations
 
 import collections
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +24,9 @@ from pathlib import Path
 from pci_core import arg_checks, results, study, sweep_plan
 from pci_core.cis import CISResult
 
-from . import workflow
+from . import dispatch, unit_runner, workflow
+from .comfy_client import ComfyClient, ServerGone, check_url
 
-MAX_ATTEMPTS = 3  # a unit whose worker died this often stops the study (something kills every worker)
 UNITS_FILE = "study_units.json"  # where each unit ran, and how long it took
 
 
@@ -36,7 +38,9 @@ def add_arguments(p) -> None:
     p.add_argument("--path", default="", help="with a taxonomy file: the dotted path of one list (demographics.age)")
     p.add_argument("--seeds", default="0-49", help="seeds, e.g. '0-49' or '1,5,9-20'")
     p.add_argument("--out", required=True, help="the study folder (written by this command alone; re-run to resume)")
-    p.add_argument("--workers", type=int, default=0, help="0: one per GPU of the cluster, else one per CPU")
+    p.add_argument("--servers", default=None, help="run on these ComfyUI servers (comma-separated URLs such as "
+                   "http://10.0.0.5:8188, each started with --listen and the PCI pack installed) instead of Ray")
+    p.add_argument("--workers", type=int, default=0, help="Ray: 0 = one per GPU of the cluster, else one per CPU")
     p.add_argument("--address", default=None, help="join a running Ray cluster ('auto', or the head's host:port "
                    "from `ray start --head`); default: start a local one on this machine")
     p.add_argument("--adaptive", action="store_true", help="the adaptive lock-in search (a unit per concept)")
@@ -49,11 +53,7 @@ def concept_values(values: str, path: str = "") -> list[str]:
     """Values from a comma list, a file with one per line, or a taxonomy JSON file and a dotted path."""
     file = Path(values)
     if file.is_file() and file.suffix.lower() == ".json":
-        lists = study.taxonomy_lists(study.load_taxonomy(file), path)
-        if len(lists) != 1:
-            raise ValueError(f"--path {path!r} holds {len(lists)} lists ({', '.join(lists)}); give the dotted path "
-                             "of one of them")
-        return next(iter(lists.values()))
+        return study.one_taxonomy_list(study.load_taxonomy(file), path, "--path")
     if file.is_file():
         return study.parse_values(file.read_text(encoding="utf-8"), f"--values {values}")
     return study.parse_values(values.replace(",", "\n"), "--values")
@@ -97,7 +97,7 @@ class Writer:
 
     def add(self, unit: Unit, data: dict) -> None:
         folder, result = self.out / study.folder_name(unit.value), CISResult.from_json(data)
-        header = study.header_of(result)
+        header = result.header()
         header["settings"].update(concept_text=workflow.concept_texts(self.template, unit.value),
                                   search="adaptive" if self.adaptive else "full")
         if folder not in self.stores:
@@ -106,9 +106,19 @@ class Writer:
         new = [s for s in result.seeds if s not in set(store.done_seeds())]
         if new:
             store.add(new, result.restrict(new).scores)
+        self._save_files(folder, unit, data.get("files", []))
         self.units.append({"value": unit.value, "seeds": unit.seeds, "attempts": unit.attempts + 1,
                            "node": data["node"], "pid": data["pid"], "gpus": data["gpus"], "seconds": data["seconds"]})
         results.write_atomic(self.out / UNITS_FILE, json.dumps({"units": self.units}, indent=1) + "\n")
+
+    @staticmethod
+    def _save_files(folder: Path, unit: Unit, files: list[dict]) -> None:
+        """Files the workflow saved for this unit (SaveImage, videos), under <concept>/outputs/<seeds>/."""
+        for f in files:
+            name = Path(str(f["filename"])).name  # a server's file name, never a path of ours
+            target = folder / "outputs" / f"seeds-{unit.seeds[0]}-{unit.seeds[-1]}" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(f["bytes"])
 
 
 def start_ray(address: str | None, workers: int):
@@ -133,38 +143,63 @@ def start_ray(address: str | None, workers: int):
 
 def run(template: dict, values: list[str], seeds: list[int], out: Path, workers: int = 0, address: str | None = None,
         adaptive: bool = False, block: int = 8, comfy_path: str | None = None, threads: int = 1,
-        progress: bool = True) -> dict:
+        progress: bool = True, servers: list[str] | None = None) -> dict:
     """The study (see the module's docstring); returns timings and where the units ran."""
     sweep_id, _ = workflow.check(template)
-    comfy_path = comfy_path or os.environ.get("COMFYUI_PATH")
     units = plan(values, seeds, out, block, adaptive)
     out.mkdir(parents=True, exist_ok=True)
     study.write_index(out, [(study.folder_name(v), v) for v in values])
     writer, t0 = Writer(out, template, adaptive), time.time()
     if not units:
         return {"units": 0, "workers": [], "ready_s": 0.0, "run_s": 0.0, "writer": writer}
+    key = unit_runner.study_key(template, str(out.resolve()))
+    check = workflow.unit_prompt(template, values[0], seeds[:1], unit_runner.run_name(key, values[0], "0"),
+                                 insert_steps="0")  # k = 0 and T: the smallest run of the graph
+    if servers:
+        runners = [unit_runner.UnitRunner(ComfyClient(url), key, {"node": url, "pid": None, "gpus": [],
+                                                                   "device": url}) for url in servers]
+        _check_on_servers(runners, check, sweep_id)
+        ready_s, t1 = time.time() - t0, time.time()
+        dispatch.server_units(runners, units, template, adaptive, writer, progress)
+        return {"units": len(units), "workers": [r.where for r in runners], "ready_s": ready_s,
+                "run_s": time.time() - t1, "writer": writer}
     ray = start_ray(address, workers or os.cpu_count() or 1)
     try:
         gpus = int(ray.cluster_resources().get("GPU", 0))
         count = workers or gpus or int(ray.cluster_resources().get("CPU", 1))
         from .worker import StudyWorker
         actor = ray.remote(StudyWorker).options(num_gpus=1 if gpus else 0, num_cpus=1, max_restarts=0)
-        make = lambda: actor.remote(comfy_path, not gpus, None if gpus else threads)
+        make = lambda: actor.remote(comfy_path, not gpus, key, None if gpus else threads)
         actors = [make() for _ in range(min(count, len(units)))]
         where = _ready(ray, actors)
-        check = workflow.unit_prompt(template, values[0], seeds[:1], "study-check", insert_steps="0")  # k = 0 and T
         problem = ray.get(actors[0].check.remote(check, sweep_id))
         if problem:
             raise ValueError(f"workflow: {problem}")
         ready_s, t1 = time.time() - t0, time.time()
-        _dispatch(ray, actors, make, units, template, adaptive, writer, progress)
+        dispatch.ray_units(ray, actors, make, units, template, adaptive, writer, progress)
         return {"units": len(units), "workers": where, "ready_s": ready_s, "run_s": time.time() - t1, "writer": writer}
     finally:
         ray.shutdown()
 
 
+def _check_on_servers(runners: list, check: dict, sweep_id: str) -> None:
+    """The smallest run of the graph on the first server that answers; ValueError naming what is wrong."""
+    gone = []
+    for runner in runners:
+        try:
+            problem = runner.check(check, sweep_id)
+        except ServerGone as e:
+            gone.append(str(e))
+            continue
+        if problem:
+            raise ValueError(f"workflow: {problem}")
+        return
+    raise ValueError(f"--servers: no server answered ({'; '.join(gone)})")
+
+
 def _ready(ray, actors) -> list[dict]:
-    """Every worker started (ComfyUI loaded): where each runs; a worker that cannot start is an error."""
+    """Every worker started (its ComfyUI server answers): where each runs; a worker that cannot start is an
+    error."""
     try:
         return ray.get([a.where.remote() for a in actors])
     except ray.exceptions.RayActorError as e:
@@ -172,48 +207,18 @@ def _ready(ray, actors) -> list[dict]:
                          f"{str(e).strip().splitlines()[-1]}") from None
 
 
-def _dispatch(ray, actors: list, make, units: list[Unit], template: dict, adaptive: bool, writer: Writer,
-              progress: bool) -> None:
-    """Units to free workers until all are written; a dead worker's unit goes back to the queue and the
-    worker is replaced."""
-    from tqdm import tqdm
-    queue, running, free = collections.deque(units), {}, list(range(len(actors)))
-    with tqdm(total=len(units), unit="unit", disable=not progress, file=sys.stderr) as bar:
-        while queue or running:
-            while queue and free:
-                i, unit = free.pop(), queue.popleft()
-                method = actors[i].adaptive if adaptive else actors[i].full
-                running[method.remote(template, unit.value, unit.seeds)] = (unit, i)
-            (ref,), _ = ray.wait(list(running), num_returns=1)
-            unit, i = running.pop(ref)
-            try:
-                data = ray.get(ref)
-            except ray.exceptions.RayActorError:
-                unit.attempts += 1
-                if unit.attempts >= MAX_ATTEMPTS:
-                    raise ValueError(f"unit {unit}: its worker died {unit.attempts} times; stopping") from None
-                bar.write(f"worker {i} died during unit {unit}: the unit runs again on another worker", file=sys.stderr)
-                queue.appendleft(unit)
-                actors[i] = make()
-            except ray.exceptions.RayTaskError as e:
-                raise ValueError(f"unit {unit}: {e.cause if e.cause is not None else e}") from None
-            else:
-                writer.add(unit, data)
-                bar.update(1)
-            free.append(i)
-
-
 def summary(stats: dict) -> str:
     """Where each unit ran: per worker (node, process, device) its units and seconds."""
     units = stats["writer"].units
     by_worker = collections.defaultdict(list)
     for u in units:
-        by_worker[(u["node"], u["pid"], ",".join(u["gpus"]) or "cpu")].append(u)
+        by_worker[(u["node"], u["pid"], ",".join(u["gpus"]) or ("server" if u["pid"] is None else "cpu"))].append(u)
     lines = [f"{stats['units']} units in {stats['run_s']:.1f} s after {len(stats['workers'])} workers were ready "
              f"({stats['ready_s']:.1f} s)" + (f": {stats['units'] / stats['run_s']:.3f} units/s" if stats['run_s'] else "")]
     for (node, pid, device), done in sorted(by_worker.items()):
         again = sum(u["attempts"] > 1 for u in done)
-        lines.append(f"  node {node} pid {pid} ({device}): {len(done)} units, {sum(u['seconds'] for u in done):.1f} s"
+        lines.append(f"  node {node}" + (f" pid {pid}" if pid is not None else "") + f" ({device}): {len(done)} units, "
+                     f"{sum(u['seconds'] for u in done):.1f} s"
                      + (f", {again} of them run again after a worker died" if again else ""))
     return "\n".join(lines)
 
@@ -227,7 +232,11 @@ def main(args) -> int:
     workers = arg_checks.check_whole(args.workers, "--workers", 0)
     block = arg_checks.check_whole(args.seed_block, "--seed-block", 1)
     threads = arg_checks.check_whole(args.threads, "--threads", 1)
-    stats = run(template, values, seeds, out, workers, args.address, args.adaptive, block, args.comfyui, threads)
+    servers = [check_url(u) for u in args.servers.split(",") if u.strip()] if args.servers else None
+    if args.servers is not None and not servers:
+        raise ValueError("--servers: empty; give one or more ComfyUI URLs, e.g. http://127.0.0.1:8188")
+    stats = run(template, values, seeds, out, workers, args.address, args.adaptive, block, args.comfyui, threads,
+                servers=servers)
     print(summary(stats))
     found = [(key, label, results.merge_runs([folder])) for key, label, folder in study.run_folders(out)]
     print(study.write_study_files(found, out, f"CIS(k) of {len(found)} concepts ({Path(args.workflow).name})"))

@@ -15,8 +15,9 @@ import numpy as np
 
 from . import cis
 
-# measure(ks) -> decisions (S, len(ks)): one branching run over every seed and the given ks.
-Measure = Callable[[list], np.ndarray]
+# decide(ks) -> decisions (S, len(ks)): one branching run over every seed and the given ks, judged
+# (pci_core.runner's measure(seeds, ks) -> scores, thresholded).
+Decide = Callable[[list], np.ndarray]
 
 
 def branch_cost(ks: Sequence[int], steps: int) -> int:
@@ -72,7 +73,7 @@ class AdaptiveSearch:
 DEFAULT_BUDGET = 0.35  # of the full sweep's evaluations (bench/adaptive.py: tau50 within one step)
 
 
-def adaptive_search(measure: Measure, steps: int, stride: int | None = None, budget: float = DEFAULT_BUDGET,
+def adaptive_search(decide: Decide, steps: int, stride: int | None = None, budget: float = DEFAULT_BUDGET,
                     level: float = 0.5, reading: str = cis.DEFAULT_READING) -> AdaptiveSearch:
     """tau50 from a coarse k grid and refinement rounds around the crossing it is read at.
 
@@ -93,43 +94,45 @@ def adaptive_search(measure: Measure, steps: int, stride: int | None = None, bud
     limit = budget * branch_cost(range(steps + 1), steps)
     columns: dict[int, np.ndarray] = {}
     rounds: list[list[int]] = []
-    spent = 0
-
-    def run(ks: list[int]) -> None:
-        nonlocal spent
-        decisions = np.asarray(measure(list(ks)), dtype=bool)
-        if decisions.ndim != 2 or decisions.shape[1] != len(ks):
-            raise ValueError(f"measure({ks}) returned shape {decisions.shape}; expected (seeds, {len(ks)})")
-        if columns and decisions.shape[0] != next(iter(columns.values())).shape[0]:
-            raise ValueError("measure returned a different number of seeds than in the first round")
-        columns.update({k: decisions[:, i] for i, k in enumerate(ks)})
+    ks = coarse_grid(steps, stride or default_stride(steps))
+    while ks:
+        _measure_round(decide, ks, columns)
         rounds.append(list(ks))
-        spent += branch_cost(ks, steps)
-
-    run(coarse_grid(steps, stride or default_stride(steps)))
-    stopped = ""
-    while True:
-        ks = sorted(columns)
-        curve = [float(columns[k].mean()) for k in ks]
-        brackets = crossing_brackets(ks, curve, level)
-        if not brackets:
-            stopped = "CIS never falls through the level at the measured ks"
-            break
-        a, b = brackets[-1 if reading == cis.CLEAN_END else 0]  # the crossing tau50 is read at
-        if b - a <= 1:
-            stopped = "the first crossing is bracketed by neighbouring steps"
-            break
-        chosen: list[int] = []
-        for k in refinement_order(a, b, curve[ks.index(a)], curve[ks.index(b)], level):
-            if spent + branch_cost(chosen + [k], steps) > limit:
-                break
-            chosen.append(k)
-        if not chosen:
-            stopped = f"budget: the next round would pass {budget:.0%} of the full sweep's evaluations"
-            break
-        run(sorted(chosen))
+        spent = sum(branch_cost(r, steps) for r in rounds)
+        ks, stopped = next_round(columns, spent, limit, steps, budget, level, reading)
     ks = sorted(columns)
     decisions = np.stack([columns[k] for k in ks], axis=1)
     curve = decisions.mean(axis=0)
     return AdaptiveSearch(ks, decisions, cis.first_crossing(ks, curve, level, reading), rounds, spent,
                           crossing_brackets(ks, list(curve), level), stopped)
+
+
+def _measure_round(decide: Decide, ks: list[int], columns: dict[int, np.ndarray]) -> None:
+    """One round's decisions into columns (k -> decisions of every seed), checked."""
+    decisions = np.asarray(decide(list(ks)), dtype=bool)
+    if decisions.ndim != 2 or decisions.shape[1] != len(ks):
+        raise ValueError(f"decide({ks}) returned shape {decisions.shape}; expected (seeds, {len(ks)})")
+    if columns and decisions.shape[0] != next(iter(columns.values())).shape[0]:
+        raise ValueError("decide returned a different number of seeds than in the first round")
+    columns.update({k: decisions[:, i] for i, k in enumerate(ks)})
+
+
+def next_round(columns: dict[int, np.ndarray], spent: int, limit: float, steps: int, budget: float, level: float,
+               reading: str) -> tuple[list[int], str]:
+    """The ks of the next refinement round, or ([], why the search stops)."""
+    ks = sorted(columns)
+    curve = [float(columns[k].mean()) for k in ks]
+    brackets = crossing_brackets(ks, curve, level)
+    if not brackets:
+        return [], "CIS never falls through the level at the measured ks"
+    a, b = brackets[-1 if reading == cis.CLEAN_END else 0]  # the crossing tau50 is read at
+    if b - a <= 1:
+        return [], "the first crossing is bracketed by neighbouring steps"
+    chosen: list[int] = []
+    for k in refinement_order(a, b, curve[ks.index(a)], curve[ks.index(b)], level):
+        if spent + branch_cost(chosen + [k], steps) > limit:
+            break
+        chosen.append(k)
+    if not chosen:
+        return [], f"budget: the next round would pass {budget:.0%} of the full sweep's evaluations"
+    return sorted(chosen), ""

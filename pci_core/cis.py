@@ -101,6 +101,14 @@ def valid_seed_mask(decisions: np.ndarray, ks: Sequence[int], steps: int) -> np.
     return d[:, ks.index(0)] & ~d[:, ks.index(steps)]
 
 
+def run_header(concept: str, ks: Sequence[int], steps: int, sigmas: Sequence[float], threshold: float,
+               settings: dict) -> dict:
+    """A run's header: what the judge looked for, the measured ks, the schedule (steps + 1 sigmas), the
+    judge's threshold and the settings (model, sampler, prompts, judge, ...). The one way a header is made."""
+    return {"concept": concept, "ks": [int(k) for k in ks], "steps": int(steps), "sigmas": [float(s) for s in sigmas],
+            "threshold": float(threshold), "settings": dict(settings)}
+
+
 @dataclass
 class CISResult:
     """Everything a CIS run measured, self-describing (what CISSweep returns as CIS_RESULT and writes
@@ -143,6 +151,17 @@ class CISResult:
                 "sigmas": [float(s) for s in self.sigmas], "threshold": self.threshold, "concept": self.concept,
                 "settings": self.settings,
                 "scores": [[float(v) for v in row] for row in self.scores]}
+
+    def header(self) -> dict:
+        """Everything but the seeds and their scores: what identifies the run (pci_core.results.RunStore)."""
+        return run_header(self.concept, self.ks, self.steps, self.sigmas, self.threshold, self.settings)
+
+    @classmethod
+    def from_header(cls, header: dict, seeds: Sequence[int] = (), scores=None) -> "CISResult":
+        """The result of a run header and its seeds' scores (S, K); no seeds: an empty result."""
+        scores = np.zeros((0, len(header["ks"]))) if scores is None else scores
+        return cls(list(seeds), header["ks"], header["steps"], header["sigmas"], scores, header["threshold"],
+                   str(header["concept"]), dict(header["settings"]))
 
     @classmethod
     def from_json(cls, data: dict) -> "CISResult":

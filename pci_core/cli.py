@@ -1,8 +1,9 @@
 """Command line: `python -m pci_core COMMAND` (the list: `python -m pci_core --help`).
 
-The demo model's commands live in pci_core/demo/commands.py, the distributed study in
-pci_cluster/study_driver.py; here are the parser, the engine's own commands (merge, report, export-official)
-and the checks every command makes before any work: a bad input ends in one line naming it, exit 2.
+The top floor: the parser and the dispatch, above everything they call. The demo model's commands live
+in pci_core/demo/commands.py, the distributed study in pci_cluster/study_driver.py, the engine's own
+commands on result folders (merge, report, export-official) here. Every command checks its inputs
+before any work (pci_core.arg_checks): a bad input ends in one line naming it, exit 2.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def merge(args) -> int:
     out = check_out_folder(args.out)
     merged = study.merge_studies([Path(d) for d in args.dirs])
     for key, _, result in merged:  # the merged study is a study folder again (mergeable, resumable)
-        store = results.RunStore(out / key, study.header_of(result))
+        store = results.RunStore(out / key, result.header())
         done = set(store.done_seeds())
         new = [i for i, seed in enumerate(result.seeds) if seed not in done]
         if new:
@@ -77,11 +78,22 @@ def _seeds(p: argparse.ArgumentParser, n: int, help_first: str = "first seed") -
 
 
 def parser() -> argparse.ArgumentParser:
-    from .cis import READINGS, DEFAULT_READING
-    from .demo import commands
     root = argparse.ArgumentParser(prog="python -m pci_core", description=__doc__.split("\n")[0])
     sub = root.add_subparsers(dest="command", required=True)
+    _demo_commands(sub)
+    p = sub.add_parser("study-ray", help="a study of any ComfyUI workflow with one CIS Sweep node, fanned out over "
+                                         "Ray workers (one per GPU, or CPU workers), resumable")
+    from pci_cluster.study_driver import add_arguments
+    add_arguments(p)
+    p.set_defaults(func=study_ray)
+    _result_commands(sub)
+    _demo_tools(sub)
+    return root
 
+
+def _demo_commands(sub) -> None:
+    """Commands on the demo model: images, a CIS run, a study."""
+    from .demo import commands
     p = sub.add_parser("demo", help="generate images from the demo model for a prompt")
     p.add_argument("--prompt", default=DEMO_BASE)
     _seeds(p, 8)
@@ -112,12 +124,10 @@ def parser() -> argparse.ArgumentParser:
     _sampling(p)
     p.set_defaults(func=commands.study_run)
 
-    p = sub.add_parser("study-ray", help="a study of any ComfyUI workflow with one CIS Sweep node, fanned out over "
-                                         "Ray workers (one per GPU, or CPU workers), resumable")
-    from pci_cluster.study_driver import add_arguments
-    add_arguments(p)
-    p.set_defaults(func=study_ray)
 
+def _result_commands(sub) -> None:
+    """The engine's commands on result folders (ours and the official runner's)."""
+    from .cis import READINGS, DEFAULT_READING
     p = sub.add_parser("merge", help="merge study folders (shards from several machines) into one table and plot")
     p.add_argument("dirs", nargs="+", help="study or run folders")
     p.add_argument("--out", required=True)
@@ -140,6 +150,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for <concept>/results.json")
     p.set_defaults(func=export_official)
 
+
+def _demo_tools(sub) -> None:
+    """The demo model's evaluations, benchmark and training."""
+    from .demo import commands
     p = sub.add_parser("edit-eval", help="edit evaluation on the demo model: CIS-chosen step vs regeneration, "
                                          "a fixed middle step, img2img and inversion")
     p.add_argument("--seeds", type=int, default=50, help="evaluation seeds (and input images) per edit")
@@ -173,13 +187,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ae-steps", type=int, default=None, help="autoencoder steps (default: train.main's)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=commands.train)
-    return root
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # a bad input, a missing file, a full disk: one line, exit 2
         print(f"error: {e}", file=sys.stderr)
         return 2

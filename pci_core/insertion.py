@@ -8,12 +8,15 @@ evaluations inside step k-1 (heun's corrector at sigmas[k] excepted) see the bas
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
 
 from . import samplers, schedule
+from .sweep_plan import check_max_batch
 
 # denoise_with(x, sigma_per_row, use_concept) -> x0 for a sub-batch whose rows share one conditioning.
 DenoiseWith = Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]
@@ -31,7 +34,11 @@ class EvalCounter:
 
 
 def resolve_insert_step(insert_step: float, steps: int) -> int:
-    """An insertion step from an int step in [0, steps] or a fraction of steps in [0, 1)."""
+    """An insertion step from an int step in [0, steps] or a fraction of steps in [0, 1); ValueError naming
+    insert_step for anything else (an API prompt can send null, a string or NaN)."""
+    if isinstance(insert_step, bool) or not isinstance(insert_step, numbers.Real) or not math.isfinite(insert_step):
+        raise ValueError(f"insert_step={insert_step!r}: expected a number, a step in [0, steps] "
+                         f"(0 = concept from the start, steps = base only) or a fraction of the steps in (0, 1)")
     if steps < 1:
         raise ValueError(f"steps={steps}: must be at least 1")
     if isinstance(insert_step, float) and not float(insert_step).is_integer():
@@ -58,8 +65,8 @@ def branching_denoiser(denoise_with: DenoiseWith, boundaries: torch.Tensor, line
     the CPU): exact on every device, MPS (no float64) included, at one tiny device-to-host copy of
     the sigmas per call. Only row indices travel to x's device; sigma reaches the model unchanged.
     """
-    if max_batch is not None and max_batch < 1:
-        raise ValueError(f"max_batch={max_batch}: must be at least 1")
+    if max_batch is not None:
+        check_max_batch(max_batch)
     boundaries = boundaries.detach().to("cpu", torch.float64)
     state = {"lineage": lineage.detach().to("cpu", torch.long).clone()}
 

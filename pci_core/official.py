@@ -133,8 +133,7 @@ def read_any(path: Path, negative: str | None = None, noise: str = "auto") -> CI
     if is_official_file(file):
         return read_official(file, negative, noise)
     header, seeds, scores = read_results(file)
-    return CISResult(seeds, header["ks"], header["steps"], header["sigmas"], scores, header["threshold"],
-                     header["concept"], header["settings"])
+    return CISResult.from_header(header, seeds, scores)
 
 
 def collect(paths: Sequence[Path], negative: str | None = None, noise: str = "auto") -> list[tuple[str, str, CISResult]]:

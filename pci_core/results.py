@@ -7,6 +7,11 @@ interrupted run leaves either the old or the new file, never half of one. Re-ope
 the same header resumes (done_seeds); another header, or a file that does not parse, is an error
 that names the file and leaves it untouched. Shards of one run (seed blocks from several machines)
 combine with merge_runs.
+
+Several writers may share one folder (two ComfyUI queues, command-line runs, a study driver): every
+write holds the folder's file lock (filelock, .results.lock) and first merges what is on disk, so no
+writer loses another's seeds; a seed that arrives again must bring the same scores; a writer with other
+settings is refused by name.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from filelock import FileLock
 
 from . import __version__, cis
 
@@ -25,6 +31,8 @@ FORMAT = "pci-cis-results"
 VERSION = 1
 RESULTS_FILE = "results.json"
 CSV_FILE = "cis.csv"
+LOCK_FILE = ".results.lock"
+LOCK_TIMEOUT_S = 600  # a writer holds the lock for one file write; waiting longer means a stuck process
 
 HEADER_KEYS = ("concept", "ks", "steps", "sigmas", "threshold", "settings")
 # The settings that identify a run: two runs whose header (these included) differs in anything are
@@ -47,10 +55,7 @@ def normalize_header(header: dict) -> dict:
     if not isinstance(settings, dict) or any(k not in settings for k in SETTINGS_KEYS):
         have = list(settings) if isinstance(settings, dict) else settings
         raise ValueError(f"header['settings'] must name at least {list(SETTINGS_KEYS)}, got {have}")
-    empty = cis.CISResult([], header["ks"], header["steps"], header["sigmas"], np.zeros((0, len(header["ks"]))),
-                          header["threshold"], str(header["concept"]), dict(settings))
-    out = {"concept": empty.concept, "ks": empty.ks, "steps": empty.steps, "sigmas": empty.sigmas,
-           "threshold": empty.threshold, "settings": settings}
+    out = cis.CISResult.from_header(header).header()  # checked as a result would be
     try:
         return json.loads(json.dumps(out))
     except TypeError as e:
@@ -86,11 +91,19 @@ def _object_text(d: dict, depth: int) -> str:
 
 def read_results(path: Path) -> tuple[dict, list[int], np.ndarray]:
     """(header, seeds, scores (S, K)) of a results.json; ValueError naming the file when it is not
-    one (truncated, not JSON, another format, records that disagree with the header)."""
+    one (missing, a folder, truncated, not JSON, another format, records that disagree with the header)."""
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} is {'not a file' if path.exists() else 'missing'}: a run folder holds a "
+                         f"{RESULTS_FILE} file")
+    return parse_results(path.read_bytes().decode("utf-8", errors="replace"), path)
+
+
+def parse_results(text: str, path) -> tuple[dict, list[int], np.ndarray]:
+    """read_results of a results.json's text (from a file, or from a server); path names it in errors."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
         raise ValueError(f"{path} is corrupt or truncated ({e}); it was left as it is: repair it, move it away "
                          f"or choose another run name") from None
 
@@ -150,7 +163,9 @@ def check_run_name(run_name) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write text to path through a temporary file in the same folder and os.replace, so a reader
-    (or a crash) sees the old file or the new one, never a part."""
+    (or a crash) sees the old file or the new one, never a part. A failed write (a full disk) is an
+    OSError naming the file and saying the old one is intact."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # a plain open: the user's umask applies
     try:
         with open(tmp, "x", encoding="utf-8", newline="\n") as f:
@@ -158,8 +173,12 @@ def write_atomic(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, f"could not write {path} ({e.strerror or e}); nothing was lost: "
+                               f"{'the previous file is intact' if path.exists() else 'it was not written'}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -169,29 +188,45 @@ def csv_of(result: cis.CISResult) -> str:
 
 
 class RunStore:
-    """A run folder holding results.json and cis.csv (e.g. ComfyUI's output/pci/<run name>/)."""
+    """A run folder holding results.json and cis.csv (e.g. ComfyUI's output/pci/<run name>/), shared safely
+    by several writers (see the module's docstring)."""
 
     def __init__(self, folder: Path, header: dict):
         self.folder = Path(folder)
         self.header = normalize_header(header)
         self.seeds: list[int] = []
         self.scores = np.zeros((0, len(self.header["ks"])))
+        if self.folder.exists():  # a new folder is made at the first add, not before
+            with self._locked():
+                self._load()
+                self._repair_csv()
+
+    def _locked(self) -> FileLock:
+        return FileLock(str(self.folder / LOCK_FILE), timeout=LOCK_TIMEOUT_S)
+
+    def _load(self) -> None:
+        """What the folder holds now (under the lock): its seeds, refused when its settings differ; a
+        temporary file a killed writer left behind is removed."""
+        for stale in (*self.folder.glob(f".{RESULTS_FILE}.*.tmp"), *self.folder.glob(f".{CSV_FILE}.*.tmp")):
+            stale.unlink(missing_ok=True)
         path = self.folder / RESULTS_FILE
-        if path.exists():
-            stored, seeds, scores = read_results(path)
-            diff = header_differences(stored, self.header)
-            if diff:
-                raise ValueError(f"{path} holds a run with other settings (differing: {', '.join(diff)}); nothing "
-                                 f"was overwritten: use another run name (folder), or the same settings to resume")
-            self.seeds, self.scores = seeds, scores
-            self._repair_csv()
+        if not (path.exists() or path.is_symlink()):
+            return
+        stored, seeds, scores = read_results(path)
+        diff = header_differences(stored, self.header)
+        if diff:
+            raise ValueError(f"{path} holds a run with other settings (differing: {', '.join(diff)}); nothing "
+                             f"was overwritten: use another run name (folder), or the same settings to resume")
+        self.seeds, self.scores = seeds, scores
 
     def done_seeds(self) -> list[int]:
-        """Seeds already in results.json, in the order they were added."""
+        """Seeds in results.json when last read (opened, or added to), in the order they were added."""
         return list(self.seeds)
 
     def add(self, seeds: Sequence[int], scores: np.ndarray) -> None:
-        """Append finished seeds with their scores (n, K) and rewrite both files atomically."""
+        """Add finished seeds with their scores (n, K): under the folder's lock, merged with what other
+        writers stored meanwhile, both files rewritten atomically. A seed already stored is skipped when
+        its scores are the same and refused, by name, when they differ."""
         seeds = [int(s) for s in seeds]
         scores = np.asarray(scores, dtype=np.float64)
         k = len(self.header["ks"])
@@ -199,24 +234,35 @@ class RunStore:
             raise ValueError(f"scores: shape {scores.shape}, need ({len(seeds)}, {k}) (one per seed and k)")
         if not np.isfinite(scores).all():
             raise ValueError("scores: every score must be a finite number")
-        again = sorted(set(seeds) & set(self.seeds)) + sorted({s for s in seeds if seeds.count(s) > 1})
-        if again:
-            raise ValueError(f"seeds {again} are already in {self.folder / RESULTS_FILE} or given twice")
-        self.seeds = self.seeds + seeds
-        self.scores = np.concatenate([self.scores, scores])
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        if twice:
+            raise ValueError(f"seeds {twice} are given twice")
         self.folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.folder / RESULTS_FILE, results_text(self.header, self.seeds, self.scores))
-        write_atomic(self.folder / CSV_FILE, csv_of(self.result()))
+        with self._locked():
+            self._load()
+            stored = {s: row for s, row in zip(self.seeds, self.scores)}
+            clash = [s for s, row in zip(seeds, scores) if s in stored and not np.array_equal(stored[s], row)]
+            if clash:
+                raise ValueError(f"seeds {clash} are already in {self.folder / RESULTS_FILE} with other scores: the "
+                                 "same seed and settings made other images (another device or model file?); "
+                                 "nothing was overwritten")
+            new = [i for i, s in enumerate(seeds) if s not in stored]
+            if not new:
+                return
+            self.seeds = self.seeds + [seeds[i] for i in new]
+            self.scores = np.concatenate([self.scores, scores[new]])
+            write_atomic(self.folder / RESULTS_FILE, results_text(self.header, self.seeds, self.scores))
+            write_atomic(self.folder / CSV_FILE, csv_of(self.result()))
 
     def result(self) -> cis.CISResult:
-        """Everything stored so far, seeds in the order added."""
-        h = self.header
-        return cis.CISResult(list(self.seeds), h["ks"], h["steps"], h["sigmas"], self.scores.copy(), h["threshold"],
-                             h["concept"], dict(h["settings"]))
+        """Everything stored when last read, seeds in the order added."""
+        return cis.CISResult.from_header(self.header, self.seeds, self.scores.copy())
 
     def _repair_csv(self) -> None:
         # cis.csv is derived from results.json; a crash between the two replaces leaves it one block
         # behind, and a resumed run with nothing left to compute would never rewrite it
+        if not self.seeds:
+            return
         path, text = self.folder / CSV_FILE, csv_of(self.result())
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             write_atomic(path, text)
@@ -250,5 +296,4 @@ def merge_runs(folders: Sequence[Path]) -> cis.CISResult:
             source.setdefault(seed, folder)
     seeds = sorted(scores_of)
     scores = np.array([scores_of[s] for s in seeds]).reshape(len(seeds), len(header["ks"]))
-    return cis.CISResult(seeds, header["ks"], header["steps"], header["sigmas"], scores, header["threshold"],
-                         header["concept"], dict(header["settings"]))
+    return cis.CISResult.from_header(header, seeds, scores)

@@ -64,16 +64,26 @@ def adaptive_run(folder: Path, header: dict, seeds: Sequence[int], measure: Meas
     return store.result().restrict(seeds), search
 
 
+def concept_run(folder: Path, header: dict, seeds: Sequence[int], measure: Measure, adaptive_search: bool,
+                block_size: int) -> CISResult:
+    """One concept of a study in its run folder: the adaptive search over all seeds (adaptive_run), or every
+    k in blocks of block_size seeds (full_run); the header's settings record which ("search")."""
+    header = {**header, "settings": {**header["settings"], "search": "adaptive" if adaptive_search else "full"}}
+    if adaptive_search:
+        return adaptive_run(folder, header, seeds, measure)[0]
+    return full_run(RunStore(folder, header), seeds, measure, block_size)
+
+
 def adaptive_scores(seeds: Sequence[int], measure: Measure, steps: int, threshold: float, stride: int | None = None,
                     budget: float = adaptive.DEFAULT_BUDGET) -> tuple[adaptive.AdaptiveSearch, np.ndarray]:
     """The adaptive search over all seeds, written nowhere: the search and the scores (S, len(search.ks)) of
     every k it measured (adaptive_run keeps them in a run folder; a study worker hands them back)."""
     seeds, scores_by_k = list(seeds), {}
 
-    def decisions(ks: list) -> np.ndarray:
+    def decide(ks: list) -> np.ndarray:
         scores = np.asarray(measure(seeds, list(ks)), dtype=np.float64)
         scores_by_k.update({k: scores[:, i] for i, k in enumerate(ks)})
         return scores >= threshold
 
-    search = adaptive.adaptive_search(decisions, steps, stride, budget)
+    search = adaptive.adaptive_search(decide, steps, stride, budget)
     return search, np.stack([scores_by_k[k] for k in search.ks], axis=1)

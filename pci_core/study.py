@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from . import cis
 from .results import RESULTS_FILE, header_differences, merge_runs, read_json, write_atomic
@@ -144,6 +143,15 @@ def taxonomy_lists(taxonomy: dict, path: str = "") -> dict[str, list[str]]:
     return found
 
 
+def one_taxonomy_list(taxonomy: dict, path: str, name: str = "taxonomy_path") -> list[str]:
+    """The values of the one list under a dotted path; ValueError naming the input when it holds several."""
+    lists = taxonomy_lists(taxonomy, path)
+    if len(lists) != 1:
+        raise ValueError(f"{name} {path!r} holds {len(lists)} lists ({', '.join(lists)}); give the dotted path "
+                         "of one of them")
+    return next(iter(lists.values()))
+
+
 # ---------------------------------------------------------------- the study table
 
 def _crossing_cell(c: dict) -> str:
@@ -186,12 +194,6 @@ INDEX_FILE = "study.json"
 # Header parts every concept of one study shares but these: the concept, its prompt (as text and as a
 # conditioning label) and, in an adaptive study, its measured ks.
 PER_CONCEPT_KEYS = ("concept", "ks", "settings.concept_prompt", "settings.concept_text")
-
-
-def header_of(result: cis.CISResult) -> dict:
-    """The RunStore header of a result (everything but the seeds)."""
-    return {"concept": result.concept, "ks": list(result.ks), "steps": result.steps, "sigmas": list(result.sigmas),
-            "threshold": result.threshold, "settings": dict(result.settings)}
 
 
 def write_index(folder: Path, entries: Sequence[tuple[str, str]]) -> None:
@@ -247,9 +249,9 @@ def merge_studies(studies: Sequence[Path]) -> list[tuple[str, str, cis.CISResult
             groups.setdefault(key, []).append(folder)
             labels.setdefault(key, label)
     merged = [(key, labels[key], merge_runs(folders)) for key, folders in groups.items()]
-    first_key, first = merged[0][0], header_of(merged[0][2])
+    first_key, first = merged[0][0], merged[0][2].header()
     for key, _, result in merged[1:]:
-        diff = study_differences(first, header_of(result))
+        diff = study_differences(first, result.header())
         if diff:
             raise ValueError(f"cannot merge one study from concepts with different settings: {first_key!r} "
                              f"({', '.join(map(str, groups[first_key]))}) and {key!r} "

@@ -11,6 +11,7 @@ from typing import Sequence
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed range
 MAX_SEEDS = 100_000  # seeds in one run (CISSweep's seed_count limit); a study of more is sharded
+MIN_SWEEP_STEPS = 2  # k = 0 (concept only) and k = steps (base only) are a sweep's controls
 _RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
 
 
@@ -64,11 +65,19 @@ def seed_range(first: int, count: int, names: tuple[str, str] = ("seed", "seed_c
     return list(range(first, first + count))
 
 
+def seeds_of(seed: int, seed_count: int, seed_list: str) -> list[int]:
+    """A sweep node's seeds: the explicit list when one is given, else seed_count seeds from seed on."""
+    if isinstance(seed_list, str) and seed_list.strip():
+        return parse_seeds(seed_list)
+    return seed_range(seed, seed_count)
+
+
 def parse_steps(text: str, steps: int, name: str = "insert_steps") -> list[int]:
     """Insertion steps k to measure, sorted, with the controls 0 and steps always included:
     "all" (0..steps), "every N" (0, N, 2N, ... and steps), or a list such as "2,4,8-12"."""
-    if steps < 2:
-        raise ValueError(f"steps={steps}: a CIS sweep needs at least 2 steps (k = 0 and k = steps are the controls)")
+    if steps < MIN_SWEEP_STEPS:
+        raise ValueError(f"steps={steps}: a CIS sweep needs at least {MIN_SWEEP_STEPS} steps (k = 0 and k = steps "
+                         "are the controls)")
     valid = f"'all', 'every N' (a stride, N >= 1), or a list of steps in [0, {steps}] such as '2,4,8-12'"
     spec = text.strip().lower() if isinstance(text, str) else ""
     if not spec:
@@ -95,9 +104,7 @@ def seeds_per_block(n_ks: int, max_batch: int) -> int:
     """Seeds per sampler run. A block of B seeds holds B * n_ks branches but evaluates about half of
     them per step on average (branches share their seed's trunk until they switch), so B = 2 * max_batch
     / n_ks keeps the model calls near max_batch rows; at least one seed."""
-    if max_batch < 1:
-        raise ValueError(f"max_batch={max_batch}: must be at least 1")
-    return max(1, (2 * max_batch) // max(1, n_ks))
+    return max(1, (2 * check_max_batch(max_batch)) // max(1, n_ks))
 
 
 def seed_blocks(seeds: Sequence[int], size: int) -> list[list[int]]:
@@ -105,3 +112,19 @@ def seed_blocks(seeds: Sequence[int], size: int) -> list[list[int]]:
     if size < 1:
         raise ValueError(f"block size {size}: must be at least 1")
     return [list(seeds[i:i + size]) for i in range(0, len(seeds), size)]
+
+
+def check_max_batch(max_batch, auto: bool = False) -> int:
+    """Rows per model call: a whole number >= 1 (or 0 = the device policy, where auto is allowed)."""
+    least = 0 if auto else 1
+    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < least:
+        raise ValueError(f"max_batch={max_batch!r}: " + ("0 (auto) or a whole number of at least 1" if auto else
+                                                         "must be a whole number of at least 1"))
+    return max_batch
+
+
+def check_threshold(threshold) -> float:
+    """A CIS run's judge threshold, strictly between 0 and 1 (a score >= threshold is a yes)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold={threshold!r}: must lie strictly between 0 and 1 (a score >= threshold is a yes)")
+    return float(threshold)

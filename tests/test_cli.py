@@ -33,7 +33,7 @@ def test_cis_prints_the_curve_and_writes_the_plot(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "judged on 'a blue shape'" in r.stdout and "tau50: step" in r.stdout and "controls: k=0" in r.stdout
     assert len([l for l in r.stdout.splitlines() if l[:5].strip().isdigit()]) == 7  # k = 0..6
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cis.csv", "cis.png", "results.json", "timeline.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".results.lock", "cis.csv", "cis.png", "results.json", "timeline.png"]
     from PIL import Image
     from pci_core import results
     assert Image.open(tmp_path / "cis.png").size == (1000, 550) and Image.open(tmp_path / "timeline.png").size[0] > 7 * 128

@@ -40,7 +40,7 @@ def test_a_resumed_run_writes_the_same_bytes_as_an_uninterrupted_one(tmp_path):
     again.add(todo[:3], scores_for(seeds)[4:7])
     again.add(todo[3:], scores_for(seeds)[7:])
     assert files(tmp_path / "resumed") == files(tmp_path / "whole")  # no temporary file left behind either
-    assert sorted(files(tmp_path / "whole")) == ["cis.csv", "results.json"]
+    assert sorted(files(tmp_path / "whole")) == [results.LOCK_FILE, "cis.csv", "results.json"]  # the writers' lock
 
 
 def test_results_json_schema_and_exact_scores(tmp_path):
@@ -173,3 +173,65 @@ def test_run_names_are_one_folder_name(name):
 
 def test_good_run_names_pass_stripped():
     assert results.check_run_name(" old-person_sd1.5 v2 ") == "old-person_sd1.5 v2"
+
+
+# ---------------------------------------------------------------- several writers, one folder (issue 27)
+
+def test_two_command_line_runs_on_one_folder_at_once_keep_both_seed_sets(tmp_path):
+    """Two `python -m pci_core cis` runs (seeds 0-3 and 100-103) on the same --out, started together: each
+    merges what the other wrote under the folder's lock, so both seed sets are stored, each once."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "shared"
+    cmd = [sys.executable, "-m", "pci_core", "cis", "--steps", "4", "--n", "4", "--out", str(out)]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd + ["--seed", str(first)], cwd=repo, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for first in (0, 100)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    _, seeds, _ = results.read_results(out / results.RESULTS_FILE)
+    assert sorted(seeds) == [0, 1, 2, 3, 100, 101, 102, 103]
+    stored = results.RunStore(out, results.read_results(out / results.RESULTS_FILE)[0])
+    assert stored.result().scores.shape == (8, 5)
+
+
+def test_a_writer_merges_what_another_wrote_and_a_seed_again_must_bring_the_same_scores(tmp_path):
+    a, b = results.RunStore(tmp_path / "run", header()), results.RunStore(tmp_path / "run", header())
+    a.add([0, 1], scores_for([0, 1]))
+    b.add([5], scores_for([5]))  # b never saw a's seeds: it merges them first
+    assert results.read_results(tmp_path / "run" / results.RESULTS_FILE)[1] == [0, 1, 5]
+    b.add([1], scores_for([0, 1])[1:])  # the same seed with the same scores: nothing to add
+    with pytest.raises(ValueError, match=r"seeds \[1\] are already in .* with other scores"):
+        b.add([1], scores_for([0, 1])[1:] * 0.5)
+    assert results.read_results(tmp_path / "run" / results.RESULTS_FILE)[1] == [0, 1, 5]
+
+
+def test_a_temporary_file_a_killed_writer_left_is_removed_and_a_folder_named_results_json_is_named(tmp_path):
+    store = results.RunStore(tmp_path / "run", header())
+    store.add([0], scores_for([0]))
+    (tmp_path / "run" / ".results.json.0123abcd.tmp").write_text("half a file")
+    results.RunStore(tmp_path / "run", header())
+    assert not list((tmp_path / "run").glob("*.tmp"))
+    (tmp_path / "odd" / results.RESULTS_FILE).mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"results.json is not a file"):
+        results.RunStore(tmp_path / "odd", header())
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch):
+    import errno
+    import os
+    store = results.RunStore(tmp_path / "run", header())
+    store.add([0], scores_for([0]))
+    before = (tmp_path / "run" / results.RESULTS_FILE).read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match=r"could not write .*results.json \(No space left on device\); nothing was "
+                                      r"lost: the previous file is intact"):
+        store.add([1], scores_for([1]))
+    assert (tmp_path / "run" / results.RESULTS_FILE).read_bytes() == before
+    assert not list((tmp_path / "run").glob("*.tmp"))

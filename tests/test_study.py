@@ -163,7 +163,7 @@ def test_adaptive_search_never_crossing_and_non_monotone_curves():
 def test_bad_search_settings_are_named():
     with pytest.raises(ValueError, match="budget=0"):
         adaptive.adaptive_search(lambda ks: None, 10, budget=0)
-    with pytest.raises(ValueError, match=r"measure\(\[0, 4, 8, 10\]\) returned shape \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"decide\(\[0, 4, 8, 10\]\) returned shape \(2, 3\)"):
         adaptive.adaptive_search(lambda ks: np.ones((2, 3)), 10)
 
 

@@ -174,7 +174,7 @@ def cis_study(g: Graph, sd15: bool = False):
     latent = image_latent(g, sd15)
     judge = judge_for(g, sd15, 1)
     studied = g.add("CISStudy", 2, model=loader[0], concepts=concepts, negative=negative, latent=latent,
-                    seeds="0-15" if sd15 else "0-7", steps=20 if sd15 else 12, cfg=7.0 if sd15 else 4.0,
+                    seed=0, seed_count=16 if sd15 else 8, seed_list="", steps=20 if sd15 else 12, cfg=7.0 if sd15 else 4.0,
                     sampler_name="euler", scheduler="normal", vae=loader[2], judge=judge, threshold=0.5,
                     run_name="sd15-age-study" if sd15 else "demo-colour-study", adaptive=False)
     g.note("One CIS run per concept value, each in output/pci/<run_name>/<value>/ (resumable), then one "

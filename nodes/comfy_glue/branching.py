@@ -14,7 +14,8 @@ import comfy.sample
 import comfy.samplers
 from comfy.k_diffusion import sampling as kds
 
-from ...pci_core import insertion, schedule
+from ...pci_core import insertion, schedule, sweep_plan
+from . import internals
 from .guider import ConceptInsertionGuider, concept_insertion_sample
 from .sampling import Sampling, check_conditionings
 
@@ -102,30 +103,29 @@ class SweepGuider(ConceptInsertionGuider):
         return x0
 
 
-def sweep_latents(run: Sampling, base, concept, latent: dict, seeds: list[int], ks: list[int], progress=None):
+def sweep_latents(sampling: Sampling, base, concept, latent: dict, seeds: list[int], ks: list[int], progress=None):
     """Final latents (S, K, C, h, w) of every (seed, k) branch, on the intermediate device, and the sigmas
     (steps + 1,) on the CPU: one sampler run, each branch bit-identical to ConceptInsertionSampler with that
     seed and k. progress(step, x0) is called after every sampler step with the predicted x0 of every row."""
-    check_conditionings(base=base, concept=concept, negative=run.negative)
-    if run.max_batch < 1:
-        raise ValueError(f"max_batch={run.max_batch}: must be at least 1 (Sampling.for_latent resolves 0)")
-    latent_image = comfy.sample.fix_empty_latent_channels(run.model, latent["samples"])
+    check_conditionings(base=base, concept=concept, negative=sampling.negative)
+    sweep_plan.check_max_batch(sampling.max_batch)  # Sampling.for_latent resolves 0 (auto)
+    latent_image = internals.empty_latent(sampling.model, latent)
     if latent_image.shape[0] != 1:
         raise ValueError(f"latent: a batch of {latent_image.shape[0]}; a CIS sweep makes one image per seed and "
                          "(seed, k): give a latent of batch 1 (EmptyLatentImage batch_size 1) and set the seeds")
     if latent.get("noise_mask") is not None:
         raise ValueError("latent: has a noise mask; a CIS sweep does not inpaint (remove SetLatentNoiseMask)")
-    sigmas = run.sigmas()
-    if run.sampler_name not in BATCH_EXACT_SAMPLERS:
-        return _sweep_per_branch(run, base, concept, latent, seeds, ks, progress), sigmas
+    sigmas = sampling.sigmas()
+    if sampling.sampler_name not in BATCH_EXACT_SAMPLERS:
+        return _sweep_per_branch(sampling, base, concept, latent, seeds, ks, progress), sigmas
     S, K = len(seeds), len(ks)
     last = len(sigmas) - 1  # base only (k = steps) even where the scheduler runs an extra step
-    boundaries = torch.tensor([schedule.insertion_boundary(sigmas, last if k == run.steps else k) for k in ks],
+    boundaries = torch.tensor([schedule.insertion_boundary(sigmas, last if k == sampling.steps else k) for k in ks],
                               dtype=torch.float64).repeat(S)
     lineage = torch.arange(S).repeat_interleave(K)
     noise = torch.cat([comfy.sample.prepare_noise(latent_image, s, latent.get("batch_index")) for s in seeds])
-    sampler = PerSeedNoiseSampler(comfy.samplers.sampler_object(run.sampler_name), run.sampler_name, seeds, K)
-    guider = SweepGuider(run.model, base, concept, run.negative, run.cfg, boundaries, lineage, run.max_batch)
+    sampler = PerSeedNoiseSampler(comfy.samplers.sampler_object(sampling.sampler_name), sampling.sampler_name, seeds, K)
+    guider = SweepGuider(sampling.model, base, concept, sampling.negative, sampling.cfg, boundaries, lineage, sampling.max_batch)
     callback = None if progress is None else (lambda step, x0, x, total: progress(step, x0))
     samples = guider.sample(noise.repeat_interleave(K, dim=0), latent_image.repeat(S * K, *[1] * (latent_image.ndim - 1)),
                             sampler, sigmas, callback=callback, disable_pbar=True, seed=seeds[0])
@@ -133,16 +133,16 @@ def sweep_latents(run: Sampling, base, concept, latent: dict, seeds: list[int], 
     return samples.reshape(S, K, *samples.shape[1:]), sigmas
 
 
-def _sweep_per_branch(run: Sampling, base, concept, latent, seeds, ks, progress):
+def _sweep_per_branch(sampling: Sampling, base, concept, latent, seeds, ks, progress):
     """The fallback for samplers not known to be batch-exact: one batch-1 ConceptInsertionSampler run per
     branch (progress reports the branch's steps)."""
     rows = []
     for seed in seeds:
         for k in ks:
-            out = concept_insertion_sample(run, seed, base, concept, latent, k)["samples"]
+            out = concept_insertion_sample(sampling, seed, base, concept, latent, k)["samples"]
             rows.append(out)
             if progress is not None:
-                progress(len(rows) * run.steps // (len(seeds) * len(ks)) - 1, out)
+                progress(len(rows) * sampling.steps // (len(seeds) * len(ks)) - 1, out)
     out = torch.cat(rows)
     return out.reshape(len(seeds), len(ks), *out.shape[1:])
 
@@ -172,14 +172,14 @@ def decode_and_judge(vae, judge, latents: torch.Tensor, text: str, contrast: str
     return torch.cat(images), np.concatenate(scores).astype(np.float64)
 
 
-def measure(run: Sampling, base, concept, latent: dict, vae, judge, text: str, contrast: str | None,
+def measure(sampling: Sampling, base, concept, latent: dict, vae, judge, text: str, contrast: str | None,
             sampling_progress=None, judging_progress=None, keep_images=None):
     """pci_core.runner's measure(seeds, ks) -> scores (S, K): one branching sampler run over the seeds
     and ks, decoded and judged on text. keep_images(seeds, ks, images (S, K, H, W, 3)) sees the pictures."""
     def scores_of(seeds: list, ks: list) -> np.ndarray:
-        latents, _ = sweep_latents(run, base, concept, latent, seeds, ks, sampling_progress)
+        latents, _ = sweep_latents(sampling, base, concept, latent, seeds, ks, sampling_progress)
         images, scores = decode_and_judge(vae, judge, latents.reshape(-1, *latents.shape[2:]), text, contrast,
-                                          run.max_batch, judging_progress)
+                                          sampling.max_batch, judging_progress)
         if keep_images is not None:
             keep_images(seeds, ks, images.reshape(len(seeds), len(ks), *images.shape[1:]))
         return scores.reshape(len(seeds), len(ks))

@@ -77,9 +77,14 @@ def warnings(node: str, base, concept, names: tuple[str, str] = ("base", "concep
     return found
 
 
+def encode(clip, text: str) -> list:
+    """A CONDITIONING of text, as CLIPTextEncode makes it."""
+    return clip.encode_from_tokens_scheduled(clip.tokenize(text))
+
+
 def encode_like(clip, text: str, base) -> list:
     """text encoded by clip as CLIPTextEncode does, with every extra of the base's first entry that the
     encoder does not write itself (guidance, sizes, area, mask, strength, timestep range, control)."""
-    fresh = clip.encode_from_tokens_scheduled(clip.tokenize(text))
+    fresh = encode(clip, text)
     extras = {k: v for k, v in base[0][1].items() if k not in TEXT_KEYS}
     return [[cond, {**extras, **own}] for cond, own in fresh]

@@ -15,6 +15,7 @@ import comfy.utils
 import latent_preview
 
 from ...pci_core import cis, edit_metrics, edit_rules, judges
+from . import edit_plan
 from .guider import concept_insertion_sample
 from .sampling import Sampling, check_conditionings
 from .branching import decode, decode_and_judge, sweep_latents
@@ -32,74 +33,74 @@ def check_image_for_vae(image: torch.Tensor, vae) -> None:
                          "(ImageScale, ImageCrop)")
 
 
-def _guided_run(run: Sampling, positive, sigmas: torch.Tensor, latent: torch.Tensor, seed: int) -> torch.Tensor:
+def _guided_run(sampling: Sampling, positive, sigmas: torch.Tensor, latent: torch.Tensor, seed: int) -> torch.Tensor:
     """ComfyUI's CFGGuider over sigmas from latent with no noise added (the latent already sits at sigmas[0])."""
     if len(sigmas) < 2:
         return latent
-    guider = comfy.samplers.CFGGuider(run.model)
-    guider.set_conds(positive, run.negative)
-    guider.set_cfg(run.cfg)
-    callback = latent_preview.prepare_callback(run.model, len(sigmas) - 1)  # progress, preview, interrupt
-    out = guider.sample(torch.zeros_like(latent), latent, comfy.samplers.sampler_object(run.sampler_name), sigmas,
+    guider = comfy.samplers.CFGGuider(sampling.model)
+    guider.set_conds(positive, sampling.negative)
+    guider.set_cfg(sampling.cfg)
+    callback = latent_preview.prepare_callback(sampling.model, len(sigmas) - 1)  # progress, preview, interrupt
+    out = guider.sample(torch.zeros_like(latent), latent, comfy.samplers.sampler_object(sampling.sampler_name), sigmas,
                         callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
     return out.to(comfy.model_management.intermediate_device())
 
 
-def _inversion(run: Sampling, inversion_cfg: float) -> Sampling:
-    return dataclasses.replace(run, cfg=inversion_cfg, sampler_name=INVERSION_SAMPLER)
+def _inversion(sampling: Sampling, inversion_cfg: float) -> Sampling:
+    return dataclasses.replace(sampling, cfg=inversion_cfg, sampler_name=INVERSION_SAMPLER)
 
 
-def _sigma_min(run: Sampling) -> float:
-    return float(run.model.get_model_object("model_sampling").sigma_min)
+def _sigma_min(sampling: Sampling) -> float:
+    return float(sampling.model.get_model_object("model_sampling").sigma_min)
 
 
-def invert_latent(run: Sampling, latent: torch.Tensor, source, inversion_cfg: float, sigmas: torch.Tensor, k: int,
+def invert_latent(sampling: Sampling, latent: torch.Tensor, source, inversion_cfg: float, sigmas: torch.Tensor, k: int,
                   seed: int) -> torch.Tensor:
     """The clean latent carried to the noise level sigmas[k] with the source prompt (euler over
     sigmas[k:] flipped). For flow models (CONST) k = 0 is sigma 1, where no inversion exists: use k >= 1."""
-    return _guided_run(_inversion(run, inversion_cfg), source, edit_rules.inversion_sigmas(sigmas, k, _sigma_min(run)),
+    return _guided_run(_inversion(sampling, inversion_cfg), source, edit_rules.inversion_sigmas(sigmas, k, _sigma_min(sampling)),
                        latent, seed)
 
 
-def edit_image(run: Sampling, vae, image: torch.Tensor, source, edit, seed: int, k: int,
+def edit_image(sampling: Sampling, vae, image: torch.Tensor, source, edit, seed: int, k: int,
                inversion_cfg: float) -> torch.Tensor:
     """An input IMAGE edited: encode, invert to step k with the source prompt, finish k..T with the edit prompt."""
-    check_conditionings(source=source, edit=edit, negative=run.negative)
+    check_conditionings(source=source, edit=edit, negative=sampling.negative)
     check_image_for_vae(image, vae)
-    sigmas = run.sigmas()
-    noisy = invert_latent(run, vae.encode(image[:, :, :, :3]), source, inversion_cfg, sigmas, k, seed)
+    sigmas = sampling.sigmas()
+    noisy = invert_latent(sampling, vae.encode(image[:, :, :, :3]), source, inversion_cfg, sigmas, k, seed)
     comfy.model_management.throw_exception_if_processing_interrupted()
-    return decode(vae, _guided_run(run, edit, sigmas[k:], noisy, seed))
+    return decode(vae, _guided_run(sampling, edit, sigmas[k:], noisy, seed))
 
 
-def edit_seed(run: Sampling, vae, latent: dict, source, edit, seed: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def edit_seed(sampling: Sampling, vae, latent: dict, source, edit, seed: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(edited, source) images of a seed: the concept insertion at k, and the source prompt alone (k = steps)."""
-    at = lambda step: concept_insertion_sample(run, seed, source, edit, latent, step)["samples"]
-    source_latent = at(run.steps)
-    edited_latent = source_latent if k == run.steps else at(k)
+    at = lambda step: concept_insertion_sample(sampling, seed, source, edit, latent, step)["samples"]
+    source_latent = at(sampling.steps)
+    edited_latent = source_latent if k == sampling.steps else at(k)
     return decode(vae, edited_latent), decode(vae, source_latent)
 
 
-def probe_edit(run: Sampling, vae, judge, latent: dict, source, edit, seeds: list[int], judge_text: str,
+def probe_edit(sampling: Sampling, vae, judge, latent: dict, source, edit, seeds: list[int], judge_text: str,
                contrast: str | None, progress=None):
     """Every k on the given seeds in one sweep (run.max_batch resolved): judge scores on judge_text (S, K)
     and SSIM of each image to its seed's source image (S, K)."""
-    ks = list(range(run.steps + 1))
-    latents, _ = sweep_latents(run, source, edit, {"samples": latent["samples"][:1]}, seeds, ks, progress)
+    ks = list(range(sampling.steps + 1))
+    latents, _ = sweep_latents(sampling, source, edit, {"samples": latent["samples"][:1]}, seeds, ks, progress)
     images, scores = decode_and_judge(vae, judge, latents.reshape(-1, *latents.shape[2:]), judge_text, contrast,
-                                      run.max_batch)
+                                      sampling.max_batch)
     images = images.reshape(len(seeds), len(ks), *images.shape[1:])
     kept = torch.stack([edit_metrics.ssim(images[:, -1], images[:, i]) for i in range(len(ks))], dim=1)
     return scores.reshape(len(seeds), len(ks)), kept.numpy().astype("float64")
 
 
-def invert_every_step(run: Sampling, latent: torch.Tensor, source, inversion_cfg: float, sigmas: torch.Tensor,
+def invert_every_step(sampling: Sampling, latent: torch.Tensor, source, inversion_cfg: float, sigmas: torch.Tensor,
                       seed: int) -> list[torch.Tensor]:
     """The clean latent carried to the noise level of every step with the source prompt: index k holds it at
     sigmas[k] (k = T: the latent itself). One euler step per call over the flipped sigmas, so each level is
     the one invert_latent reaches for that k (T model rows in all)."""
-    up = edit_rules.inversion_sigmas(sigmas, 0, _sigma_min(run))
-    inversion = _inversion(run, inversion_cfg)
+    up = edit_rules.inversion_sigmas(sigmas, 0, _sigma_min(sampling))
+    inversion = _inversion(sampling, inversion_cfg)
     levels = [latent]
     for i in range(len(up) - 1):
         comfy.model_management.throw_exception_if_processing_interrupted()
@@ -107,51 +108,51 @@ def invert_every_step(run: Sampling, latent: torch.Tensor, source, inversion_cfg
     return levels[::-1]
 
 
-def probe_image_edit(run: Sampling, vae, judge, image: torch.Tensor, source, edit, seed: int, inversion_cfg: float,
+def probe_image_edit(sampling: Sampling, vae, judge, image: torch.Tensor, source, edit, seed: int, inversion_cfg: float,
                      judge_text: str, contrast: str | None, progress=None):
     """An input IMAGE edited at every k (inverted once to every level, then steps k..T with the edit prompt for
     each k: T + sum(T - k) model rows): judge scores on judge_text (B, K) and SSIM to the image (B, K)."""
     check_image_for_vae(image, vae)
     pixels = image[:, :, :, :3]
-    sigmas = run.sigmas()
-    levels = invert_every_step(run, vae.encode(pixels), source, inversion_cfg, sigmas, seed)
+    sigmas = sampling.sigmas()
+    levels = invert_every_step(sampling, vae.encode(pixels), source, inversion_cfg, sigmas, seed)
     scores, kept = [], []
-    for k in range(run.steps + 1):
+    for k in range(sampling.steps + 1):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        edited = decode(vae, _guided_run(run, edit, sigmas[k:], levels[k], seed))
+        edited = decode(vae, _guided_run(sampling, edit, sigmas[k:], levels[k], seed))
         scores.append(judge.score(edited, judge_text, contrast).double().cpu())
         kept.append(edit_metrics.ssim(pixels.float().cpu(), edited).double())
         if progress is not None:
-            progress(k, run.steps)
+            progress(k, sampling.steps)
     return torch.stack(scores, dim=1).numpy(), torch.stack(kept, dim=1).numpy()
 
 
-def candidates(kind: str, run: Sampling, vae, judge, latent: dict, image, source, edit, seed: int, n_probe: int,
-               judge_text: str, contrast: str | None, inversion_cfg: float, cis_result=None) -> edit_rules.Candidates:
-    """The measurement edit_rules.measurement asked for: the edit itself at every k (THIS_EDIT: the seed's
+def candidates(kind: str, sampling: Sampling, vae, judge, latent: dict, image, source, edit, seed: int, n_probe: int,
+               judge_text: str, contrast: str | None, inversion_cfg: float, cis_result=None) -> edit_plan.Candidates:
+    """The measurement edit_plan.measurement asked for: the edit itself at every k (THIS_EDIT: the seed's
     branching sweep, or the input image inverted to every level), the probe over helper seeds (PROBE), or
     the CIS curve of a cis_result alone (NOTHING)."""
-    ks = list(range(run.steps + 1))
-    if kind == edit_rules.NOTHING:
+    ks = list(range(sampling.steps + 1))
+    if kind == edit_plan.NOTHING:
         if cis_result is None:
-            return edit_rules.Candidates()
-        return edit_rules.Candidates(list(cis_result.ks), cis.cis_curve(cis_result.decisions).tolist(), result=cis_result)
+            return edit_plan.Candidates()
+        return edit_plan.Candidates(list(cis_result.ks), cis.cis_curve(cis_result.decisions).tolist(), result=cis_result)
     judge_text = judges.check_text(judge_text, "judge_text")
-    bar = comfy.utils.ProgressBar(run.steps + 1)
+    bar = comfy.utils.ProgressBar(sampling.steps + 1)
     progress = lambda step, *_: bar.update_absolute(step + 1)
-    run = run.for_latent(latent)
-    if kind == edit_rules.THIS_EDIT:
+    sampling = sampling.for_latent(latent)
+    if kind == edit_plan.THIS_EDIT:
         if image is None:
-            scores, kept = probe_edit(run, vae, judge, latent, source, edit, [seed], judge_text, contrast, progress)
+            scores, kept = probe_edit(sampling, vae, judge, latent, source, edit, [seed], judge_text, contrast, progress)
         else:
-            scores, kept = probe_image_edit(run, vae, judge, image, source, edit, seed, inversion_cfg, judge_text,
+            scores, kept = probe_image_edit(sampling, vae, judge, image, source, edit, seed, inversion_cfg, judge_text,
                                             contrast, progress)
-        return edit_rules.Candidates(ks, scores.mean(axis=0).tolist(), kept.mean(axis=0).tolist(),
+        return edit_plan.Candidates(ks, scores.mean(axis=0).tolist(), kept.mean(axis=0).tolist(),
                                   scores >= edit_rules.JUDGE_THRESHOLD, cis_result)
-    seeds = edit_rules.probe_seeds(seed, n_probe)
-    scores, kept = probe_edit(run, vae, judge, latent, source, edit, seeds, judge_text, contrast, progress)
-    probe = cis.CISResult(seeds, ks, run.steps, run.step_sigmas(), scores, edit_rules.JUDGE_THRESHOLD, judge_text,
-                          {"sampler": run.sampler_name, "scheduler": run.scheduler, "cfg": float(run.cfg)})
+    seeds = edit_plan.probe_seeds(seed, n_probe)
+    scores, kept = probe_edit(sampling, vae, judge, latent, source, edit, seeds, judge_text, contrast, progress)
+    probe = cis.CISResult(seeds, ks, sampling.steps, sampling.step_sigmas(), scores, edit_rules.JUDGE_THRESHOLD, judge_text,
+                          {"sampler": sampling.sampler_name, "scheduler": sampling.scheduler, "cfg": float(sampling.cfg)})
     success, preservation = edit_rules.probe_curves(scores, kept)
-    return edit_rules.Candidates(ks, success.tolist(), preservation.tolist(), None,
+    return edit_plan.Candidates(ks, success.tolist(), preservation.tolist(), None,
                               cis_result if cis_result is not None else probe)

@@ -11,7 +11,8 @@ import comfy.utils
 import latent_preview
 
 from ...pci_core import insertion, schedule
-from .sampling import Sampling, check_conditionings, check_insert_step
+from . import internals
+from .sampling import Sampling, check_conditionings
 
 
 class ConceptInsertionGuider(comfy.samplers.CFGGuider):
@@ -43,31 +44,28 @@ class ConceptInsertionGuider(comfy.samplers.CFGGuider):
         return self._branching(x, timestep)
 
 
-def concept_insertion_sample(run: Sampling, seed: int, base, concept, latent: dict, insert_step,
+def concept_insertion_sample(sampling: Sampling, seed: int, base, concept, latent: dict, insert_step,
                              denoise: float = 1.0) -> dict:
     """KSampler with the positive prompt switched from base to concept at insert_step.
 
     As KSampler: a latent batch of B draws its noise from the one seed (row i is not seed + i), and
     with denoise < 1 the steps (and insert_step) count the steps actually run."""
-    check_conditionings(base=base, concept=concept, negative=run.negative)
-    k = insertion.resolve_insert_step(check_insert_step(insert_step), run.steps)
-    latent_image = comfy.sample.fix_empty_latent_channels(run.model, latent["samples"])
-    sigmas = run.sigmas(denoise)
-    out = latent.copy()
+    check_conditionings(base=base, concept=concept, negative=sampling.negative)
+    k = insertion.resolve_insert_step(insert_step, sampling.steps)
+    latent_image = internals.empty_latent(sampling.model, latent)
+    sigmas = sampling.sigmas(denoise)
     if len(sigmas) == 0:  # denoise 0: as KSampler, the latent comes back unchanged
-        out["samples"] = latent_image.to(comfy.model_management.intermediate_device())
-        return out
+        return internals.sampled_latent(latent, latent_image.to(comfy.model_management.intermediate_device()))
     noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
-    if k == run.steps:  # base only, even where the scheduler runs an extra step (ddim_uniform does)
+    if k == sampling.steps:  # base only, even where the scheduler runs an extra step (ddim_uniform does)
         k = len(sigmas) - 1
     batch = latent_image.shape[0]
     # The switch is decided on the host (see insertion.branching_denoiser): boundaries and lineage on the CPU.
     boundaries = torch.full((batch,), schedule.insertion_boundary(sigmas, k), dtype=torch.float64, device="cpu")
-    guider = ConceptInsertionGuider(run.model, base, concept, run.negative, run.cfg, boundaries,
+    guider = ConceptInsertionGuider(sampling.model, base, concept, sampling.negative, sampling.cfg, boundaries,
                                     torch.arange(batch, device="cpu"))
-    callback = latent_preview.prepare_callback(run.model, len(sigmas) - 1)
-    samples = guider.sample(noise, latent_image, comfy.samplers.sampler_object(run.sampler_name), sigmas,
+    callback = latent_preview.prepare_callback(sampling.model, len(sigmas) - 1)
+    samples = guider.sample(noise, latent_image, comfy.samplers.sampler_object(sampling.sampler_name), sigmas,
                             denoise_mask=latent.get("noise_mask"), callback=callback,
                             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
-    out["samples"] = samples.to(comfy.model_management.intermediate_device())
-    return out
+    return internals.sampled_latent(latent, samples.to(comfy.model_management.intermediate_device()))

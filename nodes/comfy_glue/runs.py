@@ -41,12 +41,12 @@ def model_label(model_patcher) -> str:
                                        f"{hashlib.sha1(str(patches).encode()).hexdigest()[:16]}" if patches else ""))
 
 
-def sweep_settings(run, base, concept, latent: dict, judge: str) -> dict:
+def sweep_settings(sampling, base, concept, latent: dict, judge: str) -> dict:
     """What identifies a sweep's images besides the seeds (results.SETTINGS_KEYS); run: a Sampling."""
     samples = latent["samples"]
-    return {"model": model_label(run.model), "sampler": run.sampler_name, "scheduler": run.scheduler,
-            "cfg": float(run.cfg), "base_prompt": conditioning_label(base), "concept_prompt": conditioning_label(concept),
-            "negative_prompt": conditioning_label(run.negative), "judge": judge,
+    return {"model": model_label(sampling.model), "sampler": sampling.sampler_name, "scheduler": sampling.scheduler,
+            "cfg": float(sampling.cfg), "base_prompt": conditioning_label(base), "concept_prompt": conditioning_label(concept),
+            "negative_prompt": conditioning_label(sampling.negative), "judge": judge,
             "latent_size": [int(samples.shape[-2]), int(samples.shape[-1])],
             "latent": "empty" if not torch.count_nonzero(samples) else f"sha1 {_sha1([samples])}"}
 

@@ -1,10 +1,8 @@
 """What a sampling run of the pack needs, as one object, and the checks and choices every run shares:
-the sigmas KSampler would use, the conditionings, the insertion step, and rows per model call."""
+the sigmas KSampler would use, the conditionings, and rows per model call."""
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +10,9 @@ import torch
 
 import comfy.model_management
 import comfy.samplers
+
+from ...pci_core.sweep_plan import check_max_batch
+from . import internals
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,7 @@ class Sampling:
 
     def for_latent(self, latent: dict) -> "Sampling":
         """This run with max_batch resolved for the latent's size (0: the device policy)."""
-        if self.max_batch < 0:
-            raise ValueError(f"max_batch={self.max_batch}: 0 (auto) or at least 1")
-        rows = self.max_batch or max_batch_for_device(self.model, latent["samples"].shape[1:])
+        rows = check_max_batch(self.max_batch, auto=True) or max_batch_for_device(self.model, latent["samples"].shape[1:])
         return dataclasses.replace(self, max_batch=rows)
 
 
@@ -61,19 +60,6 @@ def check_conditionings(**conds) -> None:
                          f"(token widths {widths}); encode them all with the same CLIP")
 
 
-def check_insert_step(insert_step):
-    """insert_step as a finite number (an API prompt can send null, a string or NaN); ValueError naming it."""
-    if isinstance(insert_step, bool) or not isinstance(insert_step, numbers.Real) or not math.isfinite(insert_step):
-        raise ValueError(f"insert_step={insert_step!r}: expected a number, a step in [0, steps] "
-                         f"(0 = concept from the start, steps = base only) or a fraction of the steps in (0, 1)")
-    return insert_step
-
-
-def encode_text(clip, text: str):
-    """A CONDITIONING of text, as CLIPTextEncode makes it."""
-    return clip.encode_from_tokens_scheduled(clip.tokenize(text))
-
-
 # ---------------------------------------------------------------- device policy
 # Rows per model call in a branching run. Throughput grows with the batch until the device is busy
 # (issue 9's measurement on an H100, SD1.5 fp16 512 px: 32 and 64 rows equally fast, unbounded
@@ -86,7 +72,7 @@ MAX_BATCH_CAP = 64
 
 def max_batch_for_device(model_patcher, latent_shape) -> int:
     """Default max_batch for a sweep of latents of `latent_shape` (C, h, w) on this model's device."""
-    free = comfy.model_management.get_free_memory(model_patcher.load_device)
+    free = internals.free_memory(model_patcher)
     unloaded = model_patcher.model_size() - model_patcher.loaded_size()  # weights still to come onto the device
     budget = 0.5 * (free - unloaded)
     rows = MAX_BATCH_CAP

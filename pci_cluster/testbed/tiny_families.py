@@ -101,6 +101,14 @@ def kl_vae(z_channels: int, seed: int):
                         dtype=torch.float32)
 
 
+def wan_vae_probe() -> dict:
+    """The keys of a Wan 2.1 VAE file that either ComfyUI reads to detect it: v0.3.64 the first alone (then a
+    fixed config); today's (comfy/sd.py at 033046cc) also the width, image and output channels from the
+    other three. Shapes as in the published Wan 2.1 VAE (dim 96)."""
+    return {"decoder.middle.0.residual.0.gamma": torch.zeros(384, 1, 1, 1), "decoder.head.0.gamma": torch.zeros(96, 1, 1, 1),
+            "encoder.conv1.weight": torch.zeros(96, 3, 3, 3, 3), "decoder.head.2.weight": torch.zeros(3, 96, 3, 3, 3)}
+
+
 def wan_vae(seed: int):
     """Wan 2.1's VAE (Qwen-Image uses the same): comfy.sd.VAE detects it from its keys and sets its causal
     3-D settings (8x space, 4x time, 5-D latents), but builds it only at full width (127 M weights, 7 s
@@ -112,7 +120,7 @@ def wan_vae(seed: int):
     import comfy.model_patcher
     import comfy.sd
     with _quiet(), torch.device("meta"):
-        vae = comfy.sd.VAE(sd={"decoder.middle.0.residual.0.gamma": torch.zeros(384, 1, 1, 1)}, dtype=torch.float32)
+        vae = comfy.sd.VAE(sd=wan_vae_probe(), dtype=torch.float32)
     tiny = comfy.ldm.wan.vae.WanVAE(dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
                                     temperal_downsample=[False, True, True], dropout=0.0)
     tiny.load_state_dict(random_state_dict(tiny, torch.Generator().manual_seed(seed)))

@@ -55,7 +55,7 @@ def cis_run(args) -> int:
     max_batch = arg_checks.check_whole(args.max_batch, "--max-batch", 1) if args.max_batch is not None else None
     judge_text = args.judge_text or demo_measure.default_judge_text(args.base, args.concept)
     # the --out folder is the run: same settings resume it (finished seeds are read back), others are refused
-    store = results.RunStore(out, demo_measure.run_header(args.base, args.concept, judge_text, settings, args.weights))
+    store = results.RunStore(out, demo_measure.demo_header(args.base, args.concept, judge_text, settings, args.weights))
     done = [s for s in seeds if s in set(store.done_seeds())]
     shown = {}
     keep = lambda block, ks, images: shown.update(seeds=block, images=images) if not shown else None

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .. import insertion, schedule
-from ..cis import cis_curve, first_crossing
+from ..cis import cis_curve, first_crossing, run_header
 from . import demo_model, pipeline, world
 from .rule_judge import RuleJudge
 
@@ -26,16 +26,16 @@ def default_judge_text(base: str, concept: str) -> str:
 JUDGE_THRESHOLD = 0.5  # the rule judge scores 0 or 1
 
 
-def run_header(base: str, concept: str, judge_text: str, settings: pipeline.SamplerSettings,
-               weights: str | None) -> dict:
+def demo_header(base: str, concept: str, judge_text: str, settings: pipeline.SamplerSettings,
+                weights: str | None) -> dict:
     """What identifies a demo CIS run in its results folder (pci_core.results.RunStore): every k of
     the schedule, the sampler settings, prompts, judge and weights; the seeds are not part of it."""
-    return {"concept": judge_text, "ks": list(range(settings.steps + 1)), "steps": settings.steps,
-            "sigmas": pipeline.sigmas_for(settings).tolist(), "threshold": JUDGE_THRESHOLD,
-            "settings": {"model": f"demo model ({weights or 'shipped weights'})", "sampler": settings.sampler,
-                         "scheduler": settings.scheduler, "cfg": settings.cfg, "base_prompt": base,
-                         "concept_prompt": concept, "negative_prompt": "", "judge": RuleJudge().describe(),
-                         "latent_size": list(pipeline.LATENT_SHAPE[1:])}}
+    return run_header(judge_text, range(settings.steps + 1), settings.steps, pipeline.sigmas_for(settings).tolist(),
+                      JUDGE_THRESHOLD, {"model": f"demo model ({weights or 'shipped weights'})",
+                                        "sampler": settings.sampler, "scheduler": settings.scheduler,
+                                        "cfg": settings.cfg, "base_prompt": base, "concept_prompt": concept,
+                                        "negative_prompt": "", "judge": RuleJudge().describe(),
+                                        "latent_size": list(pipeline.LATENT_SHAPE[1:])})
 
 
 def demo_measure(model: demo_model.DemoModel, base: str, concept: str, judge_text: str,

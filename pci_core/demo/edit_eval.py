@@ -20,7 +20,7 @@ attribute is left to the seed, so preservation measures what the prompt does not
   reconstruction without an edit (source prompt after the inversion).
 
 Edit success: the pixel judge reads the edit's value of the edited attribute. Preservation: it reads
-every other attribute as it reads it on the source. SSIM / PSNR via pci_core.edit_rules (torchmetrics).
+every other attribute as it reads it on the source. SSIM / PSNR via pci_core.edit_metrics (torchmetrics).
 """
 from __future__ import annotations
 
@@ -209,7 +209,7 @@ def img2img_latest_yes(model, to_edit, latents: torch.Tensor, sigmas, settings, 
 @torch.no_grad()
 def evaluate_edit(model, name: str, config: EvalConfig) -> dict:
     source, edit = EDITS[name]
-    s, T = config.settings, config.settings.steps
+    s = config.settings
     wanted = changed_attributes(source, edit)
     helper = list(range(HELPER_SEED, HELPER_SEED + config.helper_seeds))
     result, kept = helper_sweep(model, source, edit, helper, s, config.negative)
@@ -218,9 +218,20 @@ def evaluate_edit(model, name: str, config: EvalConfig) -> dict:
     seeds = list(range(config.seeds))
     sigmas = pipeline.sigmas_for(s)
     to_source, to_edit = prompt_denoisers(model, source, edit, s, config.negative)
-    generated, inputs = {}, {}
+    per_seed_k = {}
+    generated = _generated_edits(model, config, source, edit, wanted, choices, chosen, seeds, sigmas, to_edit, per_seed_k)
+    inputs, reconstruction, vae_psnr = _input_edits(model, config, source, edit, wanted, choices, chosen, seeds, sigmas,
+                                                    to_source, to_edit, per_seed_k)
+    return {"edit": name, "source": source, "target": edit, "choices": choices, "generated": generated,
+            "inputs": inputs, "reconstruction": reconstruction, "vae_psnr": vae_psnr, "cis": result,
+            "per_seed_k": per_seed_k}
 
-    # Generated sources: every k in one branching run (the per-seed rule needs them all; k = T is the source).
+
+def _generated_edits(model, config: EvalConfig, source, edit, wanted, choices, chosen, seeds, sigmas, to_edit,
+                     per_seed_k: dict) -> dict:
+    """Generated sources: every k in one branching run (the per-seed rule needs them all; k = T is the source)."""
+    s, T = config.settings, config.settings.steps
+    generated = {}
     ks = list(range(T + 1))
     latents = pipeline.insertion_latents(model, source, edit, seeds, ks, s, config.negative)
     images = {k: model.decode(latents[:, i]).numpy() for i, k in enumerate(ks)}
@@ -232,7 +243,7 @@ def evaluate_edit(model, name: str, config: EvalConfig) -> dict:
     per_seed = latest_yes_ks(yes, ks)
     generated[f"PCI, {LATEST_YES} (per seed)"] = measure(
         src, np.stack([images[k][i] for i, k in enumerate(per_seed)]), wanted, src_reads)
-    per_seed_k = {"generated": per_seed}
+    per_seed_k["generated"] = per_seed
     generated["regenerate (k=0)"] = measure(src, images[0], wanted, src_reads)
     generated[f"fixed middle k={T // 2}"] = measure(src, images[T // 2], wanted, src_reads)
     for k in chosen:
@@ -241,8 +252,15 @@ def evaluate_edit(model, name: str, config: EvalConfig) -> dict:
     if config.per_seed_img2img:
         edited, per_seed_k["img2img"] = img2img_latest_yes(model, to_edit, src_latents, sigmas, s, seeds, wanted)
         generated[f"img2img, per-seed {LATEST_YES}"] = measure(src, edited, wanted, src_reads)
+    return generated
 
-    # Input images: rendered by the world (the source prompt's attributes fixed, the rest random), inverted.
+
+def _input_edits(model, config: EvalConfig, source, edit, wanted, choices, chosen, seeds, sigmas, to_source, to_edit,
+                 per_seed_k: dict) -> tuple[dict, dict, float]:
+    """Input images: rendered by the world (the source prompt's attributes fixed, the rest random), inverted;
+    (edits, reconstructions by the source prompt, the autoencoder's PSNR)."""
+    s, T = config.settings, config.settings.steps
+    inputs = {}
     rendered, attrs = world.render_batch(config.seeds, INPUT_IMAGE_SEED, world.parse_prompt(source),
                                          size=demo_model.IMAGE_SIZE)
     x0 = model.encode(torch.from_numpy(rendered))
@@ -269,9 +287,7 @@ def evaluate_edit(model, name: str, config: EvalConfig) -> dict:
         reconstruction[k] = measure(rendered, kept, {}, attrs)
     reconstruction[0] = measure(rendered, decode(denoise_from(to_source, levels[0], sigmas, s, seeds)), {}, attrs)
     vae_psnr = float(edit_metrics.psnr(torch.from_numpy(rendered), model.decode(x0)).mean())
-    return {"edit": name, "source": source, "target": edit, "choices": choices, "generated": generated,
-            "inputs": inputs, "reconstruction": reconstruction, "vae_psnr": vae_psnr, "cis": result,
-            "per_seed_k": per_seed_k}
+    return inputs, reconstruction, vae_psnr
 
 
 def run(config: EvalConfig, weights: str | None = None, log=print) -> list[dict]:

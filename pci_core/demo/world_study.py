@@ -19,7 +19,6 @@ from typing import Sequence
 
 from .. import insertion, runner, study
 from ..cis import CISResult
-from ..results import RunStore
 from . import pipeline, demo_measure, world
 
 TAXONOMY = Path(__file__).with_name("taxonomy.json")
@@ -49,23 +48,14 @@ def taxonomy_concepts(taxonomy: dict, path: str = "", base: str = world.DEMO_BAS
     return {p: attribute_concepts(base, p, values) for p, values in study.taxonomy_lists(taxonomy, path).items()}
 
 
-def concept_header(base: str, concept: study.Concept, settings: pipeline.SamplerSettings, weights: str | None,
-                   adaptive: bool) -> dict:
-    header = demo_measure.run_header(base, concept.prompt, concept.judge_text, settings, weights)
-    header["settings"]["search"] = "adaptive" if adaptive else "full"
-    return header
-
-
 def run_concept(model, base: str, concept: study.Concept, seeds: Sequence[int], settings, folder: Path,
                 weights: str | None, adaptive: bool, max_batch: int | None = None, seed_block: int = SEED_BLOCK,
                 counter: insertion.EvalCounter | None = None) -> CISResult:
     """One concept in its run folder through pci_core.runner: every k in seed blocks (seeds already there
     are read back), or the adaptive search over all seeds."""
     measure = demo_measure.demo_measure(model, base, concept.prompt, concept.judge_text, settings, max_batch, counter)
-    header = concept_header(base, concept, settings, weights, adaptive)
-    if adaptive:
-        return runner.adaptive_run(folder, header, seeds, measure)[0]
-    return runner.full_run(RunStore(folder, header), seeds, measure, seed_block)
+    header = demo_measure.demo_header(base, concept.prompt, concept.judge_text, settings, weights)
+    return runner.concept_run(folder, header, seeds, measure, adaptive, seed_block)
 
 
 def run_study(model, concept_lists: dict[str, study.ConceptList], seeds: Sequence[int], out: Path,

@@ -38,7 +38,8 @@ def study_prompt(run_name, values="blue\nyellow", adaptive=False, steps=6, seeds
         "5": {"class_type": "PCIJudgeLoader", "inputs": {"backend": "rule", "model": "", "weights": "none (rule judge)",
                                                          "device": "cpu"}},
         "6": {"class_type": "CISStudy", "inputs": {
-            "model": ["1", 0], "concepts": ["2", 0], "negative": ["3", 0], "latent": ["4", 0], "seeds": seeds,
+            "model": ["1", 0], "concepts": ["2", 0], "negative": ["3", 0], "latent": ["4", 0], "seed": 0, "seed_count": 1,
+            "seed_list": seeds,
             "steps": steps, "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal", "vae": ["1", 2],
             "judge": ["5", 0], "threshold": 0.5, "max_batch": 64, "run_name": run_name, "adaptive": adaptive}},
         "7": {"class_type": "PreviewImage", "inputs": {"images": ["6", 0]}},

@@ -70,7 +70,8 @@ def cis_study_folder(host, name: str, steps: int = 4, adaptive: bool = False) ->
         "clip": ["1", 1], "template": DEMO_BASE.replace("red", "{}"), "base_value": "red", "values": "\n".join(VALUES),
         "judge_template": "{}"}}
     prompt["9"] = {"class_type": "CISStudy", "inputs": {
-        "model": ["1", 0], "concepts": ["8", 0], "negative": ["4", 0], "latent": ["5", 0], "seeds": SEEDS,
+        "model": ["1", 0], "concepts": ["8", 0], "negative": ["4", 0], "latent": ["5", 0], "seed": 0, "seed_count": 1,
+        "seed_list": SEEDS,
         "steps": steps, "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal", "vae": ["1", 2],
         "judge": ["6", 0], "threshold": 0.5, "max_batch": 0, "run_name": name, "adaptive": adaptive}}
     prompt["10"] = {"class_type": "PreviewAny", "inputs": {"source": ["9", 1]}}

@@ -85,10 +85,8 @@ def fewer_seeds(prompt: dict) -> dict:
     end-to-end demo as shipped)."""
     for node in prompt.values():
         inputs = node["inputs"]
-        if node["class_type"] == "CISSweep":
+        if node["class_type"] in ("CISSweep", "CISStudy"):
             inputs.update(seed_count=min(inputs["seed_count"], 2), seed_list="")
-        if node["class_type"] == "CISStudy":
-            inputs["seeds"] = "0-1"
         if node["class_type"] == "BestTimestepEdit":
             inputs["probe_seeds"] = min(inputs["probe_seeds"], 2)
     return prompt
