@@ -115,6 +115,8 @@ class ComfyClient:
             async with aiohttp.ClientSession() as session, session.ws_connect(ws_url, heartbeat=30) as ws:
                 prompt_id = await asyncio.to_thread(self._queue, prompt)
                 await self._listen(ws, prompt_id, on_progress, poll)
+        except aiohttp.ClientConnectorError as e:
+            raise ServerGone(f"ComfyUI at {self.url} cannot be reached ({e.os_error})") from None
         except (aiohttp.ClientError, OSError) as e:
             raise ServerGone(f"ComfyUI at {self.url}: the connection was lost ({e})") from None
         return await asyncio.to_thread(self._ended, prompt_id)

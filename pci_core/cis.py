@@ -92,8 +92,9 @@ def bootstrap_crossing(decisions: np.ndarray, xs: Sequence[float], level: float 
 
 
 def valid_seed_mask(decisions: np.ndarray, ks: Sequence[int], steps: int) -> np.ndarray:
-    """The official runner's seed filter: keep seeds whose k = 0 image shows the concept and whose
-    k = steps image does not (both controls must have been measured)."""
+    """The valid-seed filter: keep seeds whose k = 0 image shows the concept and whose k = steps image does
+    not (both controls must have been measured). The official code keeps the valid seeds in seeds.txt; the
+    test that chose them is in its unpublished notebook, so this is the filter the controls imply."""
     ks = list(ks)
     if 0 not in ks or steps not in ks:
         raise ValueError(f"the valid-seed filter needs k = 0 and k = {steps} among the measured steps {ks}")
@@ -248,7 +249,8 @@ def crossing_text(c: dict, steps: int) -> str:
     if c["step"] is None:
         return f"never crosses (in {c['never']:.0%} of resamples)"
     ci = lambda lo_hi, d: "[?]" if lo_hi[0] is None else f"[{lo_hi[0]:.{d}f}, {lo_hi[1]:.{d}f}]"
-    return (f"step {c['step']:.2f} {ci(c['step_ci'], 2)} of {steps}, noise axis {c['tau']:.3f} {ci(c['tau_ci'], 3)}")
+    return (f"step {c['step']:.2f} {ci(c['step_ci'], 2)} of {steps}, noise axis (ours) {c['tau']:.3f} "
+            f"{ci(c['tau_ci'], 3)}")
 
 
 def table(summary: dict) -> str:

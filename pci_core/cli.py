@@ -36,23 +36,36 @@ def merge(args) -> int:
 
 def report(args) -> int:
     from . import cis, official, study
-    found = official.collect([Path(p) for p in args.paths], args.negative, args.noise)
+    problems: list[tuple[str, str]] = []
+    found = official.collect([Path(p) for p in args.paths], args.negative, args.noise, problems)
     for key, _, result in found:
         print(f"== {key}")
         print(cis.table(cis.summarize(result, reading=args.reading)))
-    if args.out:
+        theirs = official.official_crossings(result)
+        n = len(official.switch_points(result)[0])
+        print(f"official runner's noise axis (-log sigma^2 min-max over the {n} switch points stored, no k = T; their "
+              f"first_crossing from the clean end): " + ", ".join(f"{k} {v:.4f}" for k, v in theirs.items()))
+    for key, why in problems:
+        print(f"== {key}\nnot read: {why}")
+    if args.out and found:
         out = check_out_folder(args.out)
         print(study.write_study_files(found, out, f"CIS(k) of {len(found)} runs", args.reading))
         print(f"wrote {out.resolve()}/study.txt and study.png")
-    return 0
+    return 0 if found else 2
 
 
 def export_official(args) -> int:
     from . import official, study
     out = check_out_folder(args.out)
     found = official.collect([Path(p) for p in args.paths])
-    for key, label, result in found:
-        path = official.write_official(result, out / study.folder_name(label))  # their concept folder
+    by_folder: dict[str, str] = {}
+    for key, _, result in found:  # their concept folder is the concept's name: two runs of one concept would meet
+        other = by_folder.setdefault(study.folder_name(result.concept), key)
+        if other != key:
+            raise ValueError(f"{other} and {key} are both runs of the concept {result.concept!r}: merge them first "
+                             "(python -m pci_core merge), then export")
+    for key, _, result in found:
+        path = official.write_official(result, out / study.folder_name(result.concept))
         print(f"{key}: {len(result.seeds)} seeds -> {path}")
     return 0
 
@@ -138,8 +151,9 @@ def _result_commands(sub) -> None:
     p.add_argument("paths", nargs="+", help="run, study or official output folders (or results.json files)")
     p.add_argument("--reading", choices=READINGS, default=DEFAULT_READING, help="which crossing of a curve that "
                    "crosses a level more than once: nearest the noisy end, or the clean end (the official runner's)")
-    p.add_argument("--negative", choices=("without", "with"), default=None, help="official files holding records "
-                   "without and with a negative prompt: which to read")
+    p.add_argument("--negative", choices=("without", "with", "per-seed"), default=None, help="official files "
+                   "holding records without and with a negative prompt: which to read (per-seed: each seed's own, "
+                   "its negative-prompt re-run where it has one); default: the kind present, or per seed")
     p.add_argument("--noise", choices=("auto", "discrete", "flow"), default="auto", help="official files: the noise "
                    "schedule of their timesteps (auto: flow when they start at 1000)")
     p.add_argument("--out", default=None, help="also write study.txt and the overlaid plot study.png here")

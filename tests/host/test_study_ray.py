@@ -1,7 +1,8 @@
-"""`python -m pci_core study-ray` on a local Ray cluster of 2 CPU workers, each a headless ComfyUI: a demo
-study (3 concepts x 8 seeds) whose folder equals what CIS Study writes in one process; again with one
-worker killed in the middle of a unit (same result, the unit run again elsewhere, nothing counted twice);
-a re-run that resumes with nothing left; and a workflow ComfyUI refuses, named before any unit runs."""
+"""`python -m pci_core study-ray` on a local Ray cluster of 2 CPU workers, each driving a ComfyUI server of
+its own through the public API: a demo study (3 concepts x 8 seeds) whose folder equals what CIS Study
+writes in one process; again with one worker, and once with one worker's ComfyUI server, killed in the
+middle of a unit (same result, the unit run again elsewhere, nothing counted twice); a re-run that resumes
+with nothing left; and a workflow ComfyUI refuses, named before any unit runs."""
 import json
 import os
 import signal
@@ -16,12 +17,12 @@ import pytest
 
 from pci_core import results
 from pci_cluster.testbed.demo_workflows import demo_workflow
-from pci_core.demo.world import DEMO_BASE
+
+from study_reference import SEEDS, VALUES, cis_study_folder, folders
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed in ComfyUI's Python")
 
 REPO = Path(__file__).resolve().parents[2]
-VALUES, SEEDS = ["blue", "green", "yellow"], "0-7"
 
 
 def study_ray(workflow: dict, out: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
@@ -40,7 +41,7 @@ def finished(proc: subprocess.Popen, timeout: float = 600) -> tuple[str, str]:
 
 
 def workers_of(proc: subprocess.Popen, busy: bool) -> list:
-    """This driver's Ray worker processes that hold a headless ComfyUI (busy: running a unit): only
+    """This driver's Ray worker processes (each starts a ComfyUI server; busy: running a unit): only
     descendants of the process this test started."""
     import psutil
     try:
@@ -56,28 +57,6 @@ def workers_of(proc: subprocess.Popen, busy: bool) -> list:
         if "StudyWorker" in title and (not busy or "StudyWorker.full" in title):
             found.append(child)
     return found
-
-
-def folders(out: Path) -> dict:
-    return {v: results.read_results(out / v / results.RESULTS_FILE) for v in VALUES}
-
-
-def cis_study_folder(host, name: str, steps: int = 4, adaptive: bool = False) -> Path:
-    """What CIS Study writes in one process for the same concepts, seeds and settings."""
-    import folder_paths
-    prompt = {k: v for k, v in demo_workflow().items() if k != "7" and k != "3"}
-    prompt["8"] = {"class_type": "PCIConceptList", "inputs": {
-        "clip": ["1", 1], "template": DEMO_BASE.replace("red", "{}"), "base_value": "red", "values": "\n".join(VALUES),
-        "judge_template": "{}"}}
-    prompt["9"] = {"class_type": "CISStudy", "inputs": {
-        "model": ["1", 0], "concepts": ["8", 0], "negative": ["4", 0], "latent": ["5", 0], "seed": 0, "seed_count": 1,
-        "seed_list": SEEDS,
-        "steps": steps, "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal", "vae": ["1", 2],
-        "judge": ["6", 0], "threshold": 0.5, "max_batch": 0, "run_name": name, "adaptive": adaptive}}
-    prompt["10"] = {"class_type": "PreviewAny", "inputs": {"source": ["9", 1]}}
-    ok, events, _ = host.run(prompt)
-    assert ok, [d for e, d in events if e.endswith("error")]
-    return Path(folder_paths.get_output_directory()) / "pci" / name
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +114,30 @@ def test_a_worker_killed_mid_unit_changes_nothing(distributed, tmp_path):
     units = json.loads((out / "study_units.json").read_text())["units"]
     assert len(units) == 6 and sum(u["attempts"] == 2 for u in units) == 1
     assert "1 of them run again after a worker died" in stdout
+
+
+def test_a_workers_comfyui_server_killed_mid_unit_changes_nothing(distributed, tmp_path):
+    import psutil
+    reference, _, _ = distributed
+    out = tmp_path / "study"
+    proc = study_ray(demo_workflow(), out, tmp_path)
+    victim, deadline = None, time.time() + 300
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        busy = workers_of(proc, busy=True) if (out / "study_units.json").is_file() else []
+        servers = [c for w in busy for c in w.children() if "main.py" in " ".join(c.cmdline())] if busy else []
+        victim = servers[0] if servers else None
+        time.sleep(0.05)
+    assert victim is not None, "no worker's server was seen running a unit"
+    os.kill(victim.pid, signal.SIGKILL)
+    stdout, stderr = finished(proc)
+    assert "ComfyUI server died during unit" in stderr and "the unit runs again on another worker" in stderr
+    mine, theirs = folders(out), folders(reference)
+    for value in VALUES:
+        (_, seeds, scores), (_, ref_seeds, ref_scores) = mine[value], theirs[value]
+        assert sorted(seeds) == sorted(ref_seeds) and len(seeds) == len(set(seeds))
+        assert np.array_equal(scores[np.argsort(seeds)], ref_scores[np.argsort(ref_seeds)])
+    assert sum(u["attempts"] == 2 for u in json.loads((out / "study_units.json").read_text())["units"]) == 1
+    assert not psutil.pid_exists(victim.pid) or psutil.Process(victim.pid).status() == psutil.STATUS_ZOMBIE
 
 
 def test_a_rerun_resumes_with_nothing_left_and_changes_no_file(distributed):
