@@ -28,6 +28,8 @@ def main() -> int:
     from pci_cluster.testbed.tiny_families import FAMILIES
     from pci_core.judges import tiny
     folder = Path(tempfile.mkdtemp())
+    import folder_paths
+    folder_paths.add_model_folder_path("pci_judges", str(folder))  # judge files are read from there only
     tiny.register_tiny_clip(folder)
     judge = host.nodes.NODE_CLASS_MAPPINGS["PCIJudgeLoader"].execute(
         "clip", tiny.TINY_CLIP, "none (rule judge)", "auto", str(tiny.save_clip(tiny.TINY_CLIP, folder, 30.0))).args[0]
@@ -46,12 +48,12 @@ def main() -> int:
                                                              cfg, "euler", "simple", float(k), 1.0).args[0]["samples"][0]
                                                 for k in KS]) for s in SEEDS])
                 ref_scores = sweep.decode_and_judge(family.vae, judge, ref.reshape(-1, *ref.shape[2:]), "old", "young",
-                                                    8)[1]
+                                                    8)
                 for rows in (1, 0):
                     run = Sampling(family.model, neg, STEPS, cfg, "euler", "simple", rows).for_latent(family.latent())
                     latents, _ = sweep.sweep_latents(run, base, concept, family.latent(), SEEDS, KS)
                     scores = sweep.decode_and_judge(family.vae, judge, latents.reshape(-1, *latents.shape[2:]), "old",
-                                                    "young", 8)[1]
+                                                    "young", 8)
                     diff = (latents - ref).abs().max().item()
                     same = bool(((scores >= 0.5) == (ref_scores >= 0.5)).all())
                     print(f"| {name} | {cfg:g} | {threads} | {run.max_batch}{' (auto)' if rows == 0 else ''} | "

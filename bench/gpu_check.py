@@ -238,9 +238,13 @@ def judge_files(plan: Plan) -> tuple[str, str, str]:
     architecture with random weights written to a temporary file (no judge weights are downloaded)."""
     import tempfile
     if plan.vqa_folder:
+        import folder_paths
+        folder_paths.add_model_folder_path("pci_judges", str(Path(plan.vqa_folder).resolve().parent))
         return "vqa", "", plan.vqa_folder
     from pci_core.judges import tiny
     folder = Path(tempfile.mkdtemp(prefix="pci_gpu_check_"))
+    import folder_paths
+    folder_paths.add_model_folder_path("pci_judges", str(folder))  # judge files are read from there only
     tiny.register_tiny_clip(folder)
     return "clip", plan.clip_arch, str(tiny.save_clip(plan.clip_arch, folder, logit_scale=100.0))
 

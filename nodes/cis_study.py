@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..pci_core import cis, plots, runner, study, sweep_plan
 from .comfy_glue import internals
-from .comfy_glue import conditioning, runs
+from .comfy_glue import conditioning, runs, workflow_paths
 from .comfy_glue import branching
 from .comfy_glue import sampler_inputs as inputs
 from .comfy_glue.sampling import Sampling
@@ -49,7 +49,8 @@ class PCIConceptList(io.ComfyNode):
                 judge_template="") -> io.NodeOutput:
         internals.require("PCIConceptList")
         if taxonomy_file.strip():
-            values = study.one_taxonomy_list(study.load_taxonomy(taxonomy_file.strip()), taxonomy_path.strip())
+            path = workflow_paths.taxonomy_file(taxonomy_file)
+            values = study.one_taxonomy_list(study.load_taxonomy(path), taxonomy_path.strip())
         concepts = study.concept_list(template, base_value, values, judge_template.strip() or None)
         return io.NodeOutput({"list": concepts, "base": conditioning.encode(clip, concepts.base_prompt),
                               "concepts": [conditioning.encode(clip, c.prompt) for c in concepts.concepts]})
@@ -125,5 +126,5 @@ class CISStudy(io.ComfyNode):
 
 def settings_of(sampling: Sampling, concepts: study.ConceptList, base, concept: study.Concept, cond, latent, judge) -> dict:
     """CISSweep's settings (conditionings by content) plus the texts (runner.concept_run adds the search)."""
-    settings = runs.sweep_settings(sampling, base, cond, latent, f"{judge.describe()}; contrast {concept.contrast!r}")
+    settings = runs.sweep_settings(sampling, base, cond, latent, runs.judge_label(judge, concept.contrast, latent))
     return {**settings, "base_text": concepts.base_prompt, "concept_text": concept.prompt}

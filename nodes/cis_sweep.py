@@ -3,11 +3,11 @@
 Seeds are run block by block (one batched sampler run per block, every (seed, k) branch inside it);
 after each block its scores are written to output/pci/<run name>/, so an interrupted run loses
 nothing written and a re-queue with the same settings resumes where it stopped."""
-import numpy as np
 
 from comfy_api.latest import io
 
 from ..pci_core import cis, judges, plots, results, runner, sweep_plan
+from ..pci_core.images import save_animated_webp
 from .comfy_glue import internals
 from .comfy_glue import conditioning, runs
 from .comfy_glue import branching
@@ -18,7 +18,7 @@ from .judge_nodes import Judge
 
 CISResultType = io.Custom("CIS_RESULT")
 NEVER_CROSSES = -1.0  # tau50 output when CIS never falls through 0.5 (a step is never negative)
-GRID_ROWS = 4         # seeds shown in the timeline grid
+GRID_ROWS = 4         # seeds shown in the timeline grid (its columns: plots.Timeline)
 
 
 class CISSweep(io.ComfyNode):
@@ -91,20 +91,22 @@ class CISSweep(io.ComfyNode):
         warnings = conditioning.warnings("CISSweep", base, concept)
         store = results.RunStore(runs.run_folder(run_name), cis.run_header(
             text, ks, steps, sampling.step_sigmas(), threshold,
-            runs.sweep_settings(sampling, base, concept, latent, f"{judge.describe()}; contrast {contrast!r}")))
+            runs.sweep_settings(sampling, base, concept, latent, runs.judge_label(judge, contrast, latent))))
         block_size = sweep_plan.seeds_per_block(len(ks), sampling.max_batch)
         progress = SweepProgress(model, runner.pending_blocks(store, seeds, block_size), len(ks), len(sampling.sigmas()) - 1,
                                  sampling.max_batch)
-        grid = GridImages(seeds[:GRID_ROWS])
+        folder = runs.run_folder(run_name)
+        grid = plots.Timeline(seeds[:GRID_ROWS], ks, save_clip=lambda seed, k, clip: save_animated_webp(
+            clip, folder / "clips" / f"seed{seed}_k{k}.webp"))  # a video model's clips, for a video player
         measure = branching.measure(sampling, base, concept, latent, vae, judge, text, contrast, progress.sampling,
                                      progress.judging, grid.keep)
         result = runner.full_run(store, seeds, measure, block_size, on_block=progress.next_block)
         if grid.missing():  # resumed seeds: their pictures are not on disk, make them again for the grid
-            measure(grid.missing(), ks)
+            measure(grid.missing(), grid.ks)
         summary = cis.summarize(result, valid_seeds_only=valid_seeds_only)
         summary["warnings"] = warnings + summary["warnings"]
         title = f"CIS of {text!r} ({sampler_name}, {scheduler}, {steps} steps, cfg {cfg})"
-        timeline = plots.timeline_grid(grid.images(), result.scores[:len(grid.seeds)], ks, grid.seeds, threshold)
+        timeline = grid.draw(result, threshold)
         curve = plots.cis_plot([summary], [text], title=title)
         return io.NodeOutput(runs.image_batch(curve), runs.image_batch(timeline), result, cis.table(summary),
                              tau50_of(summary))
@@ -126,22 +128,6 @@ def check_inputs(judge, judge_text, threshold, latent, contrast):
 def tau50_of(summary: dict) -> float:
     step = summary["crossings"]["tau50"]["step"]
     return NEVER_CROSSES if step is None else float(step)
-
-
-class GridImages:
-    """The timeline grid's pictures: the images (K, H, W, 3) of the first seeds, kept as blocks pass by."""
-
-    def __init__(self, seeds: list[int]):
-        self.seeds, self.by_seed = list(seeds), {}
-
-    def keep(self, seeds: list[int], ks: list[int], images) -> None:
-        self.by_seed.update({s: images[i].numpy() for i, s in enumerate(seeds) if s in self.seeds})
-
-    def missing(self) -> list[int]:
-        return [s for s in self.seeds if s not in self.by_seed]
-
-    def images(self) -> np.ndarray:
-        return np.stack([self.by_seed[s] for s in self.seeds])
 
 
 NODES = [CISSweep]

@@ -1,8 +1,7 @@
 """PCI Demo Model: the shipped demo model as native MODEL, CLIP and VAE."""
 from comfy_api.latest import io
 
-from .comfy_glue import internals
-from .comfy_glue import demo_adapter
+from .comfy_glue import demo_adapter, internals, workflow_paths
 
 
 class PCIDemoModelLoader(io.ComfyNode):
@@ -24,4 +23,5 @@ class PCIDemoModelLoader(io.ComfyNode):
     @classmethod
     def execute(cls, weights) -> io.NodeOutput:
         internals.require("PCIDemoModelLoader")
+        weights = workflow_paths.listed(weights, demo_adapter.demo_weights_choices(), "weights")
         return io.NodeOutput(*demo_adapter.load_demo(weights))

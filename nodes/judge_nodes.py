@@ -7,9 +7,7 @@ from comfy_api.latest import io
 
 from ..pci_core import judges
 from ..pci_core.judges.vqa import PROTOCOLS as VQA_PROTOCOLS
-from .comfy_glue import internals
-from .comfy_glue import demo_adapter
-from .comfy_glue import managed_judges
+from .comfy_glue import demo_adapter, internals, managed_judges, workflow_paths
 
 JUDGE_FOLDER = "pci_judges"  # models/pci_judges: open_clip weight files and transformers model folders
 folder_paths.add_model_folder_path(JUDGE_FOLDER, os.path.join(folder_paths.models_dir, JUDGE_FOLDER))
@@ -55,32 +53,45 @@ class PCIJudgeLoader(io.ComfyNode):
                                tooltip="auto: ComfyUI's main device; a device this machine lacks is an "
                                        "error that lists the available ones"),
                 io.String.Input("weights_path", optional=True, default="",
-                                tooltip="An explicit file (clip) or folder (vqa) path; overrides weights"),
+                                tooltip="A file (clip) or folder (vqa) inside models/pci_judges, by its path; overrides "
+                                        "weights"),
                 io.String.Input("template", optional=True, default="", tooltip="clip: prompt templates with {}, "
                                 "separated by | (default 'a photo of {}.'); vqa: the question with {concept}"),
                 io.Combo.Input("vqa_protocol", optional=True, options=list(VQA_PROTOCOLS), default=VQA_PROTOCOLS[0],
                                tooltip="vqa: p(yes) = the probability of 'yes' from the answer logits (a soft score); "
                                        "official = the paper's judge: A = YES / B = NO, one greedy token, a yes/no "
                                        "(score 1 or 0)"),
+                io.Combo.Input("clip_rule", optional=True, options=list(judges.CLIP_RULES), default="mean",
+                               tooltip="Video models: a clip's verdict from its frames' scores: their mean, the share "
+                                       "of frames judged yes (score >= 0.5), the least (every frame must show it) or "
+                                       "the most (one frame is enough); still images are judged one by one"),
+                io.Int.Input("clip_frames", optional=True, default=judges.DEFAULT_CLIP_FRAMES, min=0, max=1024,
+                             tooltip="Video models: how many frames of each clip the judge looks at, evenly spaced "
+                                     "with the first and last (0 = every frame)"),
             ],
             outputs=[Judge.Output(display_name="judge", tooltip="The loaded judge, for CIS Judge")],
         )
 
     @classmethod
     def execute(cls, backend, model, weights, device, weights_path="", template="",
-                vqa_protocol=VQA_PROTOCOLS[0]) -> io.NodeOutput:
+                vqa_protocol=VQA_PROTOCOLS[0], clip_rule="mean", clip_frames=judges.DEFAULT_CLIP_FRAMES) -> io.NodeOutput:
         internals.require("PCIJudgeLoader")
         if backend == demo_adapter.RULE_BACKEND:
             judges.check_device(comfy.model_management.get_torch_device() if device == "auto" else device)
-            return io.NodeOutput(demo_adapter.rule_judge())
+            return io.NodeOutput(demo_adapter.rule_judge().set_clip_rule(clip_rule, clip_frames))
         options = {"protocol": vqa_protocol} if backend == "vqa" else {}
+        options.update(clip_rule=clip_rule, clip_frames=clip_frames)
         if template.strip() and backend == "clip":
             options["templates"] = [t.strip() for t in template.split("|")]
         elif template.strip() and backend == "vqa":
             options["question"] = template.strip()
-        return io.NodeOutput(managed_judges.load(backend, model, weights_path.strip() or (None if weights == NO_WEIGHTS
-                                                                                       else weights),
-                                              device, folder_paths.get_folder_paths(JUDGE_FOLDER), **options))
+        if weights_path.strip():
+            weights = str(workflow_paths.model_file(weights_path, JUDGE_FOLDER, "weights_path"))
+        else:
+            weights = workflow_paths.listed(weights, weights_choices(), "weights")  # found in models/pci_judges
+            weights = None if weights == NO_WEIGHTS else weights
+        return io.NodeOutput(managed_judges.load(backend, model, weights, device,
+                                                 folder_paths.get_folder_paths(JUDGE_FOLDER), **options))
 
 
 class CISJudge(io.ComfyNode):

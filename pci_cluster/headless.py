@@ -7,8 +7,10 @@ ComfyUI is found at a path (COMFYUI_PATH); importing this module imports nothing
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -96,6 +98,7 @@ class Headless:
         if output_dir is not None:
             folder_paths.set_output_directory(str(output_dir))
         links = Path(tempfile.mkdtemp(prefix="pci_custom_nodes_"))
+        atexit.register(shutil.rmtree, links, ignore_errors=True)  # the link folder goes with the process
         (links / PACK_NAME).symlink_to(PACK_ROOT, target_is_directory=True)
         folder_paths.add_model_folder_path("custom_nodes", str(links))
 

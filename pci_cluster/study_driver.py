@@ -88,24 +88,30 @@ def plan(values: list[str], seeds: list[int], out: Path, block: int, adaptive: b
 
 @dataclass
 class Writer:
-    """The study folder: one RunStore per concept, opened with the header of its first finished unit."""
+    """The study folder: one RunStore per concept; every unit is checked against its concept's folder (its
+    settings, and the scores of a seed it holds already), and study_units.json keeps every run's log."""
     out: Path
     template: dict
     adaptive: bool
     stores: dict = field(default_factory=dict)
     units: list = field(default_factory=list)
 
+    def __post_init__(self):
+        log = self.out / UNITS_FILE
+        if log.is_file():  # an earlier run's units stay in the log
+            self.units = list(results.read_json(log, UNITS_FILE).get("units", []))
+
     def add(self, unit: Unit, data: dict) -> None:
         folder, result = self.out / study.folder_name(unit.value), CISResult.from_json(data)
         header = result.header()
         header["settings"].update(concept_text=workflow.concept_texts(self.template, unit.value),
                                   search="adaptive" if self.adaptive else "full")
-        if folder not in self.stores:
-            self.stores[folder] = results.RunStore(folder, header)  # refuses a folder of other settings
-        store = self.stores[folder]
-        new = [s for s in result.seeds if s not in set(store.done_seeds())]
-        if new:
-            store.add(new, result.restrict(new).scores)
+        store = self.stores.get(folder) or self.stores.setdefault(folder, results.RunStore(folder, header))
+        diff = results.header_differences(store.header, header)
+        if diff:
+            raise ValueError(f"unit {unit} came back with other settings than {folder} holds (differing: "
+                             f"{', '.join(diff)}): workers of different models or devices? nothing was written")
+        store.add(result.seeds, result.scores)  # a seed stored already must bring the same scores
         self._save_files(folder, unit, data.get("files", []))
         self.units.append({"value": unit.value, "seeds": unit.seeds, "attempts": unit.attempts + 1,
                            "node": data["node"], "pid": data["pid"], "gpus": data["gpus"], "seconds": data["seconds"]})
@@ -150,7 +156,8 @@ def run(template: dict, values: list[str], seeds: list[int], out: Path, workers:
     out.mkdir(parents=True, exist_ok=True)
     study.write_index(out, [(study.folder_name(v), v) for v in values])
     writer, t0 = Writer(out, template, adaptive), time.time()
-    if not units:
+    stored = [out / study.folder_name(v) for v in values if (out / study.folder_name(v) / results.RESULTS_FILE).is_file()]
+    if not units and not stored:
         return {"units": 0, "workers": [], "ready_s": 0.0, "run_s": 0.0, "writer": writer}
     key = unit_runner.study_key(template, str(out.resolve()))
     check = workflow.unit_prompt(template, values[0], seeds[:1], unit_runner.run_name(key, values[0], "0"),
@@ -158,7 +165,7 @@ def run(template: dict, values: list[str], seeds: list[int], out: Path, workers:
     if servers:
         runners = [unit_runner.UnitRunner(ComfyClient(url), key, {"node": url, "pid": None, "gpus": [],
                                                                    "device": url}) for url in servers]
-        _check_on_servers(runners, check, sweep_id)
+        _same_workflow(_check_on_servers(runners, check, sweep_id), stored)
         ready_s, t1 = time.time() - t0, time.time()
         dispatch.server_units(runners, units, template, adaptive, writer, progress)
         return {"units": len(units), "workers": [r.where for r in runners], "ready_s": ready_s,
@@ -170,11 +177,12 @@ def run(template: dict, values: list[str], seeds: list[int], out: Path, workers:
         from .worker import StudyWorker
         actor = ray.remote(StudyWorker).options(num_gpus=1 if gpus else 0, num_cpus=1, max_restarts=0)
         make = lambda: actor.remote(comfy_path, not gpus, key, None if gpus else threads)
-        actors = [make() for _ in range(min(count, len(units)))]
+        actors = [make() for _ in range(max(1, min(count, len(units))))]
         where = _ready(ray, actors)
-        problem = ray.get(actors[0].check.remote(check, sweep_id))
-        if problem:
-            raise ValueError(f"workflow: {problem}")
+        checked = ray.get(actors[0].check.remote(check, sweep_id))
+        if checked["problem"]:
+            raise ValueError(f"workflow: {checked['problem']}")
+        _same_workflow(checked["header"], stored)
         ready_s, t1 = time.time() - t0, time.time()
         dispatch.ray_units(ray, actors, make, units, template, adaptive, writer, progress)
         return {"units": len(units), "workers": where, "ready_s": ready_s, "run_s": time.time() - t1, "writer": writer}
@@ -182,19 +190,32 @@ def run(template: dict, values: list[str], seeds: list[int], out: Path, workers:
         ray.shutdown()
 
 
-def _check_on_servers(runners: list, check: dict, sweep_id: str) -> None:
-    """The smallest run of the graph on the first server that answers; ValueError naming what is wrong."""
+def _check_on_servers(runners: list, check: dict, sweep_id: str) -> dict:
+    """The smallest run of the graph on the first server that answers: its header; ValueError naming what is
+    wrong."""
     gone = []
     for runner in runners:
         try:
-            problem = runner.check(check, sweep_id)
+            checked = runner.check(check, sweep_id)
         except ServerGone as e:
             gone.append(str(e))
             continue
-        if problem:
-            raise ValueError(f"workflow: {problem}")
-        return
+        if checked["problem"]:
+            raise ValueError(f"workflow: {checked['problem']}")
+        return checked["header"]
     raise ValueError(f"--servers: no server answered ({'; '.join(gone)})")
+
+
+def _same_workflow(header: dict, stored: list[Path]) -> None:
+    """ValueError when the study folder was made with another workflow (other model, sampler, cfg, steps,
+    judge...), read from the smallest run's header against every concept's stored one; even when nothing
+    is left to run, the old table is never printed as the new one."""
+    for folder in stored:
+        old = results.read_results(folder / results.RESULTS_FILE)[0]
+        diff = [k for k in study.study_differences(old, header) if k not in ("settings.search",)]
+        if diff:
+            raise ValueError(f"{folder} was made with another workflow (differing: {', '.join(diff)}); nothing was "
+                             "run or written: use another --out, or the workflow that made it")
 
 
 def _ready(ray, actors) -> list[dict]:
@@ -227,6 +248,7 @@ def main(args) -> int:
     template = workflow.load(args.workflow)
     workflow.check(template)
     values = concept_values(args.values, args.path)
+    study.check_distinct_folders(values, "--values")
     seeds = sweep_plan.parse_seeds(args.seeds, "--seeds")
     out = arg_checks.check_out_folder(args.out)
     workers = arg_checks.check_whole(args.workers, "--workers", 0)

@@ -37,15 +37,16 @@ class UnitRunner:
     def __init__(self, client: ComfyClient, key: str, where: dict, on_progress=None):
         self.client, self.key, self.where, self.on_progress = client, key, where, on_progress
 
-    def check(self, prompt: dict, sweep_id: str) -> str | None:
+    def check(self, prompt: dict, sweep_id: str) -> dict:
         """A unit's prompt run once before a study starts: ComfyUI's validation (unknown nodes, files not in
-        a loader's list) and the nodes' own errors (a weights file a loader cannot find). None, or what is
-        wrong, naming the nodes and inputs."""
+        a loader's list) and the nodes' own errors (a weights file a loader cannot find). {"problem": None or
+        what is wrong, naming the nodes and inputs, "header": the run's header (what the study folder's
+        runs are held against)}."""
         try:
-            self.sweep(prompt, sweep_id)
+            result, _ = self.sweep(prompt, sweep_id)
         except PromptFailed as e:
-            return str(e)
-        return None
+            return {"problem": str(e), "header": None}
+        return {"problem": None, "header": result.header()}
 
     def sweep(self, prompt: dict, sweep_id: str) -> tuple[CISResult, list[dict]]:
         """Run a unit's prompt: the CIS Sweep's result (every seed its run folder holds) and the files the

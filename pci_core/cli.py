@@ -202,6 +202,14 @@ def _demo_tools(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=commands.train)
 
+    p = sub.add_parser("train-lora", help="train the demo LoRA that turns shapes one colour (CPU, a few minutes)")
+    from .demo.lora import GREEN_LORA, LORA_FOLDER
+    p.add_argument("--out", default=str(LORA_FOLDER / GREEN_LORA))
+    p.add_argument("--colour", default="green", help="the colour every shape takes under the LoRA")
+    p.add_argument("--train-steps", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=commands.train_lora)
+
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)

@@ -46,3 +46,12 @@ def save_png(image: np.ndarray, path: Path, upscale: int = 8) -> None:
     from PIL import Image
     arr = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
     Image.fromarray(arr).resize((arr.shape[1] * upscale, arr.shape[0] * upscale), Image.NEAREST).save(path)
+
+
+def save_animated_webp(frames: np.ndarray, path: Path, fps: float = 16.0) -> None:
+    """A clip (F, H, W, 3) float in [0, 1] as an animated WebP (what SaveAnimatedWEBP writes; PIL only)."""
+    from PIL import Image
+    arr = (np.clip(np.asarray(frames), 0, 1) * 255).round().astype(np.uint8)
+    first, *rest = [Image.fromarray(f) for f in arr]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first.save(path, save_all=True, append_images=rest, duration=round(1000 / fps), loop=0, lossless=False, quality=90)

@@ -205,3 +205,50 @@ def edit_candidates_plot(ks: Sequence[int], edit_success: Sequence[float] | None
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _rgb(fig)
+
+
+TIMELINE_COLUMNS = 21  # insertion steps a timeline grid shows: evenly spaced, k = 0 and k = T always
+CLIP_STRIP = 3         # frames of a clip shown side by side in its cell: first, middle, last
+
+
+def evenly(ks: Sequence[int], n: int) -> list[int]:
+    """At most n of the sorted ks, evenly spaced, the first and the last always."""
+    ks = list(ks)
+    if len(ks) <= n:
+        return ks
+    return sorted({ks[round(i * (len(ks) - 1) / (n - 1))] for i in range(n)})
+
+
+def cell_picture(picture) -> np.ndarray:
+    """A timeline cell of one sweep branch: its image (H, W, 3), or for a clip (F, H, W, 3) a strip of its
+    first, middle and last frames side by side."""
+    picture = np.asarray(picture, dtype=np.float32)
+    if picture.ndim == 4:
+        picture = np.concatenate([picture[i] for i in sorted({0, len(picture) // 2, len(picture) - 1})][:CLIP_STRIP],
+                                 axis=1)
+    return picture
+
+
+class Timeline:
+    """The timeline grid of a sweep, collected while it runs: the cells of the first seeds at up to
+    TIMELINE_COLUMNS of its insertion steps (keep(seed, k, picture) drops every other picture), so memory
+    holds rows x columns cells whatever the seeds and steps."""
+
+    def __init__(self, seeds: Sequence[int], ks: Sequence[int], columns: int = TIMELINE_COLUMNS, save_clip=None):
+        """save_clip(seed, k, clip): where a cell's whole clip goes (a file), as it passes by."""
+        self.seeds, self.ks, self.cells, self.save_clip = list(seeds), evenly(ks, columns), {}, save_clip
+
+    def keep(self, seed: int, k: int, picture) -> None:
+        if seed in self.seeds and k in self.ks:
+            self.cells[(seed, k)] = cell_picture(picture)
+            if self.save_clip is not None and np.ndim(picture) == 4:
+                self.save_clip(seed, k, np.asarray(picture))
+
+    def missing(self) -> list[int]:
+        return [s for s in self.seeds if any((s, k) not in self.cells for k in self.ks)]
+
+    def draw(self, result, threshold: float) -> np.ndarray:
+        """timeline_grid of the kept cells with their scores from the run's result."""
+        images = np.stack([np.stack([self.cells[(s, k)] for k in self.ks]) for s in self.seeds])
+        scores = result.restrict(self.seeds).scores[:, [result.ks.index(k) for k in self.ks]]
+        return timeline_grid(images, scores, self.ks, self.seeds, threshold, max_rows=len(self.seeds))

@@ -22,7 +22,7 @@ from typing import Sequence
 
 
 from . import cis
-from .results import RESULTS_FILE, header_differences, merge_runs, read_json, write_atomic
+from .results import RESULTS_FILE, header_differences, merge_runs, write_atomic
 
 SLOT = "{}"
 
@@ -66,8 +66,10 @@ def parse_values(values: str | Sequence[str], name: str = "values") -> list[str]
     """Concept values from text (one per line) or a list: stripped, blank lines dropped; ValueError
     naming the input when none is left or a value repeats."""
     items = values.splitlines() if isinstance(values, str) else list(values)
-    if not all(isinstance(v, str) for v in items):
-        raise ValueError(f"{name}: every value must be text, got {items!r}")
+    wrong = [(i, type(v).__name__) for i, v in enumerate(items) if not isinstance(v, str)]
+    if wrong:
+        kind = {"NoneType": "null", "bool": "true/false", "dict": "an object"}.get(wrong[0][1], wrong[0][1])
+        raise ValueError(f"{name}: item {wrong[0][0]} is {kind}; every value must be text such as \"old\"")
     items = [v.strip() for v in items if v.strip()]
     if not items:
         raise ValueError(f"{name}: empty; give the concept values one per line, e.g. 'old' and 'young'")
@@ -78,6 +80,17 @@ def parse_values(values: str | Sequence[str], name: str = "values") -> list[str]
     return items
 
 
+def check_distinct_folders(values: Sequence[str], name: str = "values") -> None:
+    """ValueError naming two values whose result folders would be one (folder_name: "old person" and
+    "old_person", "blue" and "blue."), before any work."""
+    seen: dict[str, str] = {}
+    for value in values:
+        other = seen.setdefault(folder_name(value), value)
+        if other != value:
+            raise ValueError(f"{name}: {other!r} and {value!r} would share the result folder {folder_name(value)!r}; "
+                             "make them differ in letters or digits")
+
+
 def concept_list(template: str, base_value: str, values: str | Sequence[str],
                  judge_template: str | None = None) -> ConceptList:
     """Prompts and judge texts of a study. judge_template (default: the prompt template) says what the
@@ -86,6 +99,7 @@ def concept_list(template: str, base_value: str, values: str | Sequence[str],
     judge_template = check_template(judge_template or template, "judge_template")
     base_value = (base_value or "").strip()
     items = parse_values(values)
+    check_distinct_folders(items)
     kept = [v for v in items if v != base_value]
     if not kept:
         raise ValueError(f"values: every value equals the base value {base_value!r}; nothing would be inserted")
@@ -104,10 +118,29 @@ def folder_name(value: str) -> str:
 
 # ---------------------------------------------------------------- taxonomy files
 
-def load_taxonomy(path: str | Path) -> dict:
-    """A taxonomy JSON file; ValueError naming the file when it is missing or not JSON."""
-    data = read_json(path, "taxonomy file", 'nested objects with lists of values, e.g. {"demographics": '
-                                            '{"gender": ["man", "woman"]}}')
+MAX_TAXONOMY_BYTES = 1_000_000  # a taxonomy is a few lists of words; a larger file is not read at all
+MAX_TAXONOMY_DEPTH = 32
+
+
+def load_taxonomy(path: str | Path, max_bytes: int = MAX_TAXONOMY_BYTES) -> dict:
+    """A taxonomy JSON file of at most max_bytes; ValueError naming the file when it is missing, too large or
+    not JSON. No message quotes the file's content (a workflow may point at any file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"taxonomy file {str(path)!r} does not exist (or is not a file)")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"taxonomy file {str(path)!r}: {size} bytes, more than {max_bytes}; a taxonomy is a "
+                         "small JSON of lists of values")
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"taxonomy file {str(path)!r} is not UTF-8 text (a byte at position {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"taxonomy file {str(path)!r} is not JSON (line {e.lineno}, column {e.colno}); expected "
+                         'nested objects with lists of values, e.g. {"demographics": {"gender": ["man", "woman"]}}') from None
+    except RecursionError:
+        raise ValueError(f"taxonomy file {str(path)!r} is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError(f"taxonomy file {str(path)!r}: the top level must be an object of categories, "
                          f"got {type(data).__name__}")
@@ -116,28 +149,30 @@ def load_taxonomy(path: str | Path) -> dict:
 
 def taxonomy_lists(taxonomy: dict, path: str = "") -> dict[str, list[str]]:
     """The value lists under a dotted path ("demographics.gender"; "" = everything), keyed by their
-    full dotted path, in file order. A missing key is a ValueError naming it and the keys there."""
+    full dotted path, in file order. A missing key is a ValueError naming it (not the file's keys)."""
     node, walked = taxonomy, []
     for key in [k for k in path.split(".") if k] if path else []:
         if not isinstance(node, dict):
             raise ValueError(f"taxonomy path {path!r}: {'.'.join(walked)!r} is a list of values, it has no key {key!r}")
         if key not in node:
             where = ".".join(walked) or "the top level"
-            raise ValueError(f"taxonomy path {path!r}: no key {key!r} in {where}; available: {', '.join(map(str, node))}")
+            raise ValueError(f"taxonomy path {path!r}: no key {key!r} in {where} (it has {len(node)} keys)")
         node = node[key]
         walked.append(key)
     found: dict[str, list[str]] = {}
-
-    def collect(n, at: list[str]) -> None:
+    todo = [(node, walked)]
+    while todo:  # depth first, in file order, without recursion
+        n, at = todo.pop()
+        where = ".".join(at) or "the top level"
+        if len(at) > MAX_TAXONOMY_DEPTH:
+            raise ValueError(f"taxonomy path {where[:80]!r}...: nested more than {MAX_TAXONOMY_DEPTH} levels deep")
         if isinstance(n, dict):
-            for k, v in n.items():
-                collect(v, at + [str(k)])
+            todo += [(v, at + [str(k)]) for k, v in reversed(list(n.items()))]
         elif isinstance(n, list):
-            found[".".join(at)] = parse_values([str(v) for v in n], f"taxonomy path {'.'.join(at)!r}")
+            found[".".join(at)] = parse_values(n, f"taxonomy path {where!r}")
         else:
-            raise ValueError(f"taxonomy path {'.'.join(at)!r}: expected an object or a list of values, got {n!r}")
-
-    collect(node, walked)
+            raise ValueError(f"taxonomy path {where!r}: expected an object or a list of values, got "
+                             f"{type(n).__name__}")
     if not found:
         raise ValueError(f"taxonomy path {path!r}: holds no list of values")
     return found

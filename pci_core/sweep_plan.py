@@ -12,7 +12,8 @@ from typing import Sequence
 MAX_SEED = 0xFFFFFFFFFFFFFFFF  # ComfyUI's seed range
 MAX_SEEDS = 100_000  # seeds in one run (CISSweep's seed_count limit); a study of more is sharded
 MIN_SWEEP_STEPS = 2  # k = 0 (concept only) and k = steps (base only) are a sweep's controls
-_RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
+_NUMBER = re.compile(r"[0-9]+")  # ASCII digits only: int() would read other scripts' digits ('١٢' as 12)
+_RANGE = re.compile(r"([0-9]+)\s*-\s*([0-9]+)")
 
 
 def parse_seeds(text: str, name: str = "seed_list", limit: int = MAX_SEEDS) -> list[int]:
@@ -20,27 +21,36 @@ def parse_seeds(text: str, name: str = "seed_list", limit: int = MAX_SEEDS) -> l
     Linear in the count; ValueError naming the input for an empty, malformed or out-of-range list, or
     for more than `limit` distinct seeds (counted before any range is expanded)."""
     valid = "a comma-separated list of seeds and inclusive ranges, e.g. '1,5,9-20'"
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{name}: empty; expected {valid}")
-    parts = []
-    for part in (p.strip() for p in text.split(",")):
-        m = _RANGE.match(part)
-        if m:
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if hi < lo:
-                raise ValueError(f"{name}: range {part!r} runs backwards; expected {valid}")
-        elif part.isdigit():
-            lo = hi = int(part)
-        else:
-            raise ValueError(f"{name}: {part!r} is not a seed or a range; expected {valid}")
+    parts = _intervals(text, name, valid, "seed")
+    for _, hi in parts:
         if hi > MAX_SEED:
             raise ValueError(f"{name}: seed {hi} is above the largest seed {MAX_SEED}")
-        parts.append((lo, hi))
     count = _distinct_count(parts)
     if count > limit:
         raise ValueError(f"{name}: {count} seeds; at most {limit} in one run (split the study into shards of "
                          "seed ranges and merge them)")
     return list(dict.fromkeys(s for lo, hi in parts for s in range(lo, hi + 1)))
+
+
+def _intervals(text: str, name: str, valid: str, what: str) -> list[tuple[int, int]]:
+    """The (lo, hi) of each comma-separated number or inclusive range in text; ValueError naming the input
+    (and the part, shortened) for anything else."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name}: empty; expected {valid}")
+    parts = []
+    for part in (p.strip() for p in text.split(",")):
+        m = _RANGE.fullmatch(part)
+        if m:
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if hi < lo:
+                raise ValueError(f"{name}: range {part!r} runs backwards; expected {valid}")
+        elif _NUMBER.fullmatch(part):
+            lo = hi = int(part)
+        else:
+            shown = part if len(part) <= 40 else part[:40] + "..."
+            raise ValueError(f"{name}: {shown!r} is not a {what} or a range of them (digits 0-9); expected {valid}")
+        parts.append((lo, hi))
+    return parts
 
 
 def _distinct_count(intervals: list[tuple[int, int]]) -> int:
@@ -84,20 +94,20 @@ def parse_steps(text: str, steps: int, name: str = "insert_steps") -> list[int]:
         raise ValueError(f"{name}: empty; expected {valid}")
     if spec == "all":
         return list(range(steps + 1))
-    stride = re.fullmatch(r"every\s+(-?\d+)", spec)
+    stride = re.fullmatch(r"every\s+(-?[0-9]+)", spec)
     if stride:
         n = int(stride.group(1))
         if n < 1:
             raise ValueError(f"{name}: stride {n} in {text!r}; the stride must be at least 1; expected {valid}")
         return sorted(set(range(0, steps + 1, n)) | {steps})
-    try:
-        ks = parse_seeds(spec, name)
-    except ValueError:
-        raise ValueError(f"{name}: {text!r} is not understood; expected {valid}") from None
-    outside = [k for k in ks if k > steps]
+    parts = _intervals(spec, name, valid, "step")
+    outside = [(lo, hi) for lo, hi in parts if hi > steps]
     if outside:
-        raise ValueError(f"{name}: step(s) {outside} outside 0..{steps}; expected {valid}")
-    return sorted(set(ks) | {0, steps})
+        lo, hi = outside[0]
+        shown = f"{max(lo, steps + 1)}..{hi}" if hi > max(lo, steps + 1) else str(hi)
+        raise ValueError(f"{name}: step(s) {shown}{' and more' if len(outside) > 1 else ''} outside 0..{steps}; "
+                         f"expected {valid}")
+    return sorted({k for lo, hi in parts for k in range(lo, hi + 1)} | {0, steps})
 
 
 def seeds_per_block(n_ks: int, max_batch: int) -> int:
@@ -105,6 +115,15 @@ def seeds_per_block(n_ks: int, max_batch: int) -> int:
     them per step on average (branches share their seed's trunk until they switch), so B = 2 * max_batch
     / n_ks keeps the model calls near max_batch rows; at least one seed."""
     return max(1, (2 * check_max_batch(max_batch)) // max(1, n_ks))
+
+
+def branch_runs(seeds: Sequence[int], ks: Sequence[int], max_batch: int) -> list[tuple[list[int], list[int]]]:
+    """The branching sampler runs of a measurement, (seeds, ks) each: seeds in blocks of seeds_per_block, and
+    where one seed's branches alone pass 2 * max_batch (thousands of steps), its ks in chunks of that many,
+    so no run holds more than about 2 * max_batch branches (a chunk recomputes its seeds' shared prefix)."""
+    size = max(2, 2 * check_max_batch(max_batch))
+    chunks = [list(ks[i:i + size]) for i in range(0, len(ks), size)]
+    return [(block, chunk) for chunk in chunks for block in seed_blocks(seeds, seeds_per_block(len(chunk), max_batch))]
 
 
 def seed_blocks(seeds: Sequence[int], size: int) -> list[list[int]]:

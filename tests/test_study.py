@@ -46,9 +46,9 @@ def test_taxonomy_dotted_paths_as_the_official_runner(tmp_path):
     assert study.taxonomy_lists(TAXONOMY, "demographics.gender") == {"demographics.gender": ["man", "woman"]}
     assert list(study.taxonomy_lists(TAXONOMY, "demographics")) == ["demographics.gender", "demographics.age"]
     assert list(study.taxonomy_lists(TAXONOMY)) == ["demographics.gender", "demographics.age", "weather.sky"]
-    with pytest.raises(ValueError, match=r"no key 'gendr' in demographics; available: gender, age"):
+    with pytest.raises(ValueError, match=r"no key 'gendr' in demographics \(it has 2 keys\)"):
         study.taxonomy_lists(TAXONOMY, "demographics.gendr")
-    with pytest.raises(ValueError, match="no key 'style' in the top level; available: demographics, weather"):
+    with pytest.raises(ValueError, match=r"no key 'style' in the top level \(it has 2 keys\)"):
         study.taxonomy_lists(TAXONOMY, "style")
     with pytest.raises(ValueError, match=r"duplicate concept\(s\) \['rain'\]"):
         study.taxonomy_lists({"w": ["rain", "rain"]}, "w")
@@ -228,4 +228,53 @@ def test_study_command_adaptive_resumes_and_bad_paths_are_named(tmp_path, capsys
     assert cli.main([a if a != "2" else "3" for a in argv]) == 2  # 3 seeds
     assert "resumes only with the same seeds" in capsys.readouterr().err
     assert cli.main(["study", str(world_study.TAXONOMY), "--path", "demo_world.hue", "--out", str(out)]) == 2
-    assert "no key 'hue' in demo_world; available: shape, colour, size, position, background" in capsys.readouterr().err
+    assert "no key 'hue' in demo_world (it has 5 keys)" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- taxonomy files from strangers (issue 27)
+
+@pytest.mark.parametrize("leaf, kind", [(1, "int"), (None, "null"), (["x", "y"], "list"), ({"k": 1}, "an object"),
+                                         (True, "true/false")])
+def test_a_taxonomy_value_that_is_not_text_is_named_by_position(tmp_path, leaf, kind):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"a": {"b": ["young", leaf]}}))
+    with pytest.raises(ValueError, match=rf"taxonomy path 'a.b': item 1 is {kind}; every value must be text"):
+        study.taxonomy_lists(study.load_taxonomy(path), "a.b")
+
+
+def test_a_deep_large_or_secret_file_is_refused_without_echoing_it(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 5000 + "]" * 5000)
+    with pytest.raises(ValueError, match="deep.json"):
+        study.load_taxonomy(deep)
+    nested = tmp_path / "nested.json"
+    node = ["v"]
+    for i in range(40):
+        node = {f"k{i}": node}
+    nested.write_text(json.dumps(node))
+    with pytest.raises(ValueError, match="nested more than 32 levels deep"):
+        study.taxonomy_lists(study.load_taxonomy(nested))
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"a": ["x" * 100] * 20_000}))
+    with pytest.raises(ValueError, match=r"big.json': \d+ bytes, more than 1000000"):
+        study.load_taxonomy(big)
+    secret = tmp_path / "credentials.json"
+    secret.write_text(json.dumps({"aws": {"token": "AKIA-SECRET-1234", "user": ["admin"]}}))
+    for path in ("aws.token", "aws.nothing", "aws"):
+        try:
+            study.one_taxonomy_list(study.load_taxonomy(secret), path)
+        except ValueError as e:
+            assert "AKIA-SECRET-1234" not in str(e) and "admin" not in str(e) and "user" not in str(e), e
+    not_json = tmp_path / "notes.txt"
+    not_json.write_text("password = hunter2")
+    with pytest.raises(ValueError) as found:
+        study.load_taxonomy(not_json)
+    assert "hunter2" not in str(found.value)
+
+
+def test_values_that_share_a_folder_are_refused_naming_both():
+    with pytest.raises(ValueError, match=r"values: 'old person' and 'old_person' would share the result folder"):
+        study.check_distinct_folders(["old person", "young", "old_person"])
+    with pytest.raises(ValueError, match=r"'blue' and 'blue\.' would share"):
+        study.check_distinct_folders(["blue", "blue."])
+    study.check_distinct_folders(["blue", "green"])

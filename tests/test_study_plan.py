@@ -98,3 +98,26 @@ def test_without_ray_the_command_names_the_extra_to_install(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         "error: study-ray needs Ray: install the extra into the Python that runs ComfyUI, python -m pip install "
         "'prompt-conditioned-intervention[ray]' (or: pip install ray tqdm)"], r.stderr
+
+
+def lora_workflow(lora_name="pci_demo_green.safetensors", strength="{}") -> dict:
+    """A study over a LoRA's strengths (or files): the concept is the base text with the LoRA as a hook."""
+    prompt = demo_workflow(judge_text="green")
+    prompt["3"] = {"class_type": "ConditioningSetProperties", "inputs": {"cond_NEW": ["2", 0], "strength": 1.0,
+                                                                         "set_cond_area": "default", "hooks": ["8", 0]}}
+    prompt["8"] = {"class_type": "CreateHookLoraModelOnly", "inputs": {"lora_name": lora_name, "strength_model": strength}}
+    return prompt
+
+
+def test_a_study_over_lora_strengths_or_files_fills_whole_values():
+    template = lora_workflow()
+    assert workflow.check(template) == ("7", [("8", "strength_model")])  # one judge text for every strength
+    assert workflow.unit_prompt(template, "0.5", [1], "r")["8"]["inputs"]["strength_model"] == 0.5
+    assert workflow.unit_prompt(template, "2", [1], "r")["8"]["inputs"]["strength_model"] == 2
+    files = lora_workflow(lora_name="{}", strength=1.0)
+    unit = workflow.unit_prompt(files, "my_style.safetensors", [1], "r")
+    assert unit["8"]["inputs"]["lora_name"] == "my_style.safetensors" and unit["7"]["inputs"]["judge_text"] == "green"
+    assert unit["2"]["inputs"]["text"] == DEMO_BASE  # the base is untouched: the LoRA alone is inserted
+    text = demo_workflow(judge_text="green")  # a text slot still needs {} in the judge text
+    with pytest.raises(ValueError, match=r"judge_text 'green' has no \{\}"):
+        workflow.check(text)

@@ -50,8 +50,8 @@ def test_insert_steps_always_include_the_controls():
 
 @pytest.mark.parametrize("text, steps, match", [
     ("every 0", 10, "insert_steps: stride 0"), ("every -2", 10, "insert_steps: stride -2"),
-    ("3,11", 10, r"insert_steps: step\(s\) \[11\] outside 0..10"), ("", 10, "insert_steps: empty"),
-    ("some", 10, "insert_steps: 'some' is not understood"), ("all", 1, "steps=1: a CIS sweep needs at least 2"),
+    ("3,11", 10, r"insert_steps: step\(s\) 11 outside 0..10"), ("", 10, "insert_steps: empty"),
+    ("some", 10, "insert_steps: 'some' is not a step or a range"), ("all", 1, "steps=1: a CIS sweep needs at least 2"),
     ("all", 0, "steps=0")])
 def test_bad_insert_steps_name_the_input(text, steps, match):
     with pytest.raises(ValueError, match=match):
@@ -65,3 +65,21 @@ def test_seed_blocks_keep_the_order_and_fill_about_max_batch_rows_per_call():
     assert sweep_plan.seed_blocks([], 5) == []
     with pytest.raises(ValueError, match="block size 0"):
         sweep_plan.seed_blocks([1], 0)
+
+
+@pytest.mark.parametrize("text, steps, match, longest", [
+    ("0-99999", 10, r"insert_steps: step\(s\) 11..99999 outside 0..10;", 200),  # was a 688,988-character message
+    ("0-100000", 10, r"insert_steps: step\(s\) 11..100000 outside 0..10;", 200),  # was "not understood"
+    ("0-4,50,60-70", 10, r"insert_steps: step\(s\) 50 and more outside 0..10;", 200),
+])
+def test_out_of_range_insert_steps_are_named_in_one_short_line(text, steps, match, longest):
+    with pytest.raises(ValueError, match=match) as found:
+        sweep_plan.parse_steps(text, steps)
+    assert len(str(found.value)) < longest
+
+
+@pytest.mark.parametrize("text", ["\u00b2", "\u0661\u0662", "1,\u00b2", "3-\u0665", "\uff11"])
+def test_digits_of_other_scripts_are_not_seeds(text):
+    """'²' gave an int() error naming no input; Arabic-Indic '١٢' was read as 12."""
+    with pytest.raises(ValueError, match="seed_list: .* is not a seed or a range of them"):
+        sweep_plan.parse_seeds(text)

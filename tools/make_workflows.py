@@ -29,6 +29,7 @@ SD15_JUDGE_ARCH, SD15_JUDGE_WEIGHTS = "ViT-B-32", "open_clip_vit_b32.safetensors
 DEMO_CONCEPT = "a large blue circle on the left on a black background"
 SD15_BASE, SD15_CONCEPT = "a photo of a person", "a photo of an old person"
 SD15_NEGATIVE = "blurry, lowres"
+DEMO_LORA, SD15_LORA = "pci_demo_green.safetensors", "your_style_lora.safetensors"
 EXAMPLE_INPUT = "pci_example_input.png"  # a demo-world picture shipped in workflows/ (the pack copies it to input/)
 
 DEMO_NOTE = ("Runs on the PCI demo model (shipped, 64x64 pictures of shapes), in seconds on a CPU.\n"
@@ -249,6 +250,70 @@ def find_lock_in_then_edit(g: Graph, sd15: bool = False):
     return [["source", "edited"], ["CIS curve"]]
 
 
+LORA_NOTE = ("A LoRA inserted at step k, measured like a prompt: CreateHookLoraModelOnly makes the LoRA a hook, "
+             "Cond Set Props puts it on the concept conditioning (here the base prompt itself: the LoRA alone; "
+             "encode another text to insert text and LoRA together). Concept Insertion Sampler and CIS Sweep switch "
+             "from the base to the hooked concept at step k, so CIS(k) is the share of seeds whose picture still "
+             "takes the LoRA's look when it enters at step k.")
+
+
+def lora_insertion(g: Graph, sd15: bool = False):
+    """CIS Sweep with a LoRA (a weight hook) as the concept: when does the LoRA's look lock in?"""
+    loader = model_and_note(g, sd15, "" if not sd15 else (
+        "\n\nYour LoRA: put it in models/loras and pick it in Create Hook LoRA (MO); set judge_text to what it "
+        "makes you see (its style, its character)."))
+    base = g.add("CLIPTextEncode", 1, "base prompt", 360, clip=loader[1], text=SD15_BASE if sd15 else DEMO_BASE)[0]
+    negative = g.add("CLIPTextEncode", 1, "negative prompt", 360, clip=loader[1], text=SD15_NEGATIVE if sd15 else "")[0]
+    hook = g.add("CreateHookLoraModelOnly", 1, "the LoRA as a hook", lora_name=SD15_LORA if sd15 else DEMO_LORA,
+                 strength_model=1.0)[0]
+    concept = g.add("ConditioningSetProperties", 1, "concept = base + LoRA", cond_NEW=base, strength=1.0,
+                    set_cond_area="default", hooks=hook)[0]
+    g.note(LORA_NOTE, 1)
+    latent = image_latent(g, sd15)
+    judge = judge_for(g, sd15, 2)
+    swept = g.add("CISSweep", 2, model=loader[0], base=base, concept=concept, negative=negative, latent=latent,
+                  vae=loader[2], judge=judge, judge_text="a watercolor painting" if sd15 else "green", seed=0,
+                  seed_count=16 if sd15 else 8, insert_steps="all", steps=20, cfg=7.0 if sd15 else 4.0,
+                  sampler_name="euler", scheduler="normal", threshold=0.5,
+                  run_name="sd15-lora-lock-in" if sd15 else "demo-green-lora", contrast="a photo" if sd15 else "")
+    g.add("SaveImage", 3, "CIS curve", images=swept["CIS curve"], filename_prefix="pci/lora_cis_curve")
+    g.add("SaveImage", 3, "timeline grid", images=swept["timeline grid"], filename_prefix="pci/lora_timeline")
+    g.add("PreviewAny", 4, "table", source=swept["table"])
+    return [["CIS curve"], ["timeline grid"]]
+
+
+WAN_UNET, WAN_CLIP, WAN_VAE = ("wan2.1_t2v_1.3B_fp16.safetensors", "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                               "wan_2.1_vae.safetensors")
+WAN_NOTE = ("Wan 2.1 text-to-video, 1.3B (an 8 GB card runs it): put " + WAN_UNET + " in models/diffusion_models, "
+            + WAN_CLIP + " in models/text_encoders and " + WAN_VAE + " in models/vae (the files of ComfyUI's own Wan "
+            "2.1 example), and an open_clip ViT-B-32 weights file in models/pci_judges. A clip is one trial: the "
+            "judge scores 8 of its frames, evenly spaced, and 'share of yes' makes the clip's verdict (PCI Judge "
+            "Loader's clip_rule / clip_frames). 33 frames at 480x832; fewer frames or seeds run faster.")
+
+
+def wan_cis_sweep(g: Graph):
+    """CIS Sweep on Wan 2.1 text-to-video: when does a concept lock in across a clip?"""
+    unet = g.add("UNETLoader", 0, unet_name=WAN_UNET, weight_dtype="default")[0]
+    clip = g.add("CLIPLoader", 0, clip_name=WAN_CLIP, type="wan")[0]
+    vae = g.add("VAELoader", 0, vae_name=WAN_VAE)[0]
+    g.note(WAN_NOTE, 0)
+    base = g.add("CLIPTextEncode", 1, "base prompt", 360, clip=clip, text="a dog running on a beach")[0]
+    concept = g.add("CLIPTextEncode", 1, "concept prompt", 360, clip=clip, text="a dog running on a beach in the snow")[0]
+    negative = g.add("CLIPTextEncode", 1, "negative prompt", 360, clip=clip, text="blurry, static, low quality")[0]
+    latent = g.add("EmptyHunyuanLatentVideo", 1, width=832, height=480, length=33, batch_size=1)[0]
+    judge = g.add("PCIJudgeLoader", 1, backend="clip", model=SD15_JUDGE_ARCH, weights=SD15_JUDGE_WEIGHTS,
+                  clip_rule="share of yes", clip_frames=8)[0]
+    swept = g.add("CISSweep", 2, model=unet, base=base, concept=concept, negative=negative, latent=latent, vae=vae,
+                  judge=judge, judge_text="snow", seed=0, seed_count=8, insert_steps="every 2", steps=30, cfg=6.0,
+                  sampler_name="uni_pc", scheduler="simple", threshold=0.5, run_name="wan-snow", contrast="a beach")
+    g.note("Each cell of the timeline grid shows a clip's first, middle and last frames; the clips of the grid's "
+           "cells are saved as animated WebP in output/pci/<run_name>/clips/.", 2)
+    g.add("SaveImage", 3, "CIS curve", images=swept["CIS curve"], filename_prefix="pci/wan_cis_curve")
+    g.add("SaveImage", 3, "timeline grid", images=swept["timeline grid"], filename_prefix="pci/wan_timeline")
+    g.add("PreviewAny", 4, "table", source=swept["table"])
+    return [["CIS curve"]]
+
+
 DEMO_WORKFLOWS = {
     "concept_insertion_demo": concept_insertion,
     "judge_demo_images": judge_images,
@@ -257,6 +322,7 @@ DEMO_WORKFLOWS = {
     "cis_study_demo": cis_study,
     "best_timestep_edit_demo": best_timestep_edit,
     "find_lock_in_then_edit_demo": find_lock_in_then_edit,
+    "lora_insertion_demo": lora_insertion,
 }
 SD15_WORKFLOWS = {
     "sd15_concept_insertion": lambda g: concept_insertion(g, sd15=True),
@@ -265,6 +331,8 @@ SD15_WORKFLOWS = {
     "sd15_cis_sweep": lambda g: cis_sweep(g, sd15=True),
     "sd15_cis_study": lambda g: cis_study(g, sd15=True),
     "sd15_find_lock_in_then_edit": lambda g: find_lock_in_then_edit(g, sd15=True),
+    "sd15_lora_insertion": lambda g: lora_insertion(g, sd15=True),
+    "wan21_cis_sweep_video": wan_cis_sweep,  # needs files nobody has here: a graph screenshot as its thumbnail
 }
 
 

@@ -148,39 +148,52 @@ def _sweep_per_branch(sampling: Sampling, base, concept, latent, seeds, ks, prog
 
 
 def decode(vae, latents: torch.Tensor) -> torch.Tensor:
-    """IMAGE (N, H, W, 3) float on the CPU of latents, as VAEDecode gives it: a video VAE's (B, T, H, W, 3)
-    (Wan, Qwen-Image) becomes its frames."""
-    images = vae.decode(latents)
-    if images.ndim == 5:
-        images = images.reshape(-1, *images.shape[-3:])
-    return images.float().cpu()
+    """Pictures of latents, float on the CPU: IMAGE (N, H, W, 3), or for a video VAE's 5-D latents one clip
+    per latent, (N, F, H, W, 3) (VAEDecode would flatten the frames of every clip into one batch)."""
+    pictures = vae.decode(latents).float().cpu()
+    return pictures[:, 0] if pictures.ndim == 5 and pictures.shape[1] == 1 else pictures  # one frame: an image
+
+
+def as_image(pictures: torch.Tensor) -> torch.Tensor:
+    """Pictures as a ComfyUI IMAGE: clips (N, F, H, W, 3) become their frames, as VAEDecode gives them."""
+    return pictures.reshape(-1, *pictures.shape[-3:]) if pictures.ndim == 5 else pictures
 
 
 def decode_and_judge(vae, judge, latents: torch.Tensor, text: str, contrast: str | None, max_batch: int,
-                     progress=None):
-    """Images (N, H, W, 3) float on the CPU and judge scores (N,) of latents (N, C, h, w), decoded and
-    judged max_batch at a time; progress(done, total) after every chunk."""
-    images, scores = [], []
+                     progress=None, keep=None) -> np.ndarray:
+    """Judge scores (N,) of latents (N, ...), decoded and judged max_batch at a time (a clip is one trial:
+    the judge's clip rule makes its score from its frames); keep(start, pictures) sees each chunk (images
+    (n, H, W, 3) or clips (n, F, H, W, 3)) and keeps what it needs; progress(done, total) after each chunk."""
+    scores = []
     n = latents.shape[0]
     for start in range(0, n, max_batch):
         comfy.model_management.throw_exception_if_processing_interrupted()
         chunk = decode(vae, latents[start:start + max_batch])
-        images.append(chunk)
         scores.append(judge.score(chunk, text, contrast).numpy())
+        if keep is not None:
+            keep(start, chunk)
         if progress is not None:
             progress(min(start + max_batch, n), n)
-    return torch.cat(images), np.concatenate(scores).astype(np.float64)
+    return np.concatenate(scores).astype(np.float64)
 
 
 def measure(sampling: Sampling, base, concept, latent: dict, vae, judge, text: str, contrast: str | None,
-            sampling_progress=None, judging_progress=None, keep_images=None):
-    """pci_core.runner's measure(seeds, ks) -> scores (S, K): one branching sampler run over the seeds
-    and ks, decoded and judged on text. keep_images(seeds, ks, images (S, K, H, W, 3)) sees the pictures."""
+            sampling_progress=None, judging_progress=None, keep_picture=None):
+    """pci_core.runner's measure(seeds, ks) -> scores (S, K): branching sampler runs over the seeds and ks
+    (sweep_plan.branch_runs: at most about 2 * max_batch branches a run, whatever the seeds and steps),
+    decoded and judged on text. keep_picture(seed, k, picture) sees every picture and keeps what it needs:
+    memory holds one run's latents and one decode chunk, not the sweep's pictures."""
     def scores_of(seeds: list, ks: list) -> np.ndarray:
-        latents, _ = sweep_latents(sampling, base, concept, latent, seeds, ks, sampling_progress)
-        images, scores = decode_and_judge(vae, judge, latents.reshape(-1, *latents.shape[2:]), text, contrast,
-                                          sampling.max_batch, judging_progress)
-        if keep_images is not None:
-            keep_images(seeds, ks, images.reshape(len(seeds), len(ks), *images.shape[1:]))
-        return scores.reshape(len(seeds), len(ks))
+        scores = np.zeros((len(seeds), len(ks)))
+        for block, chunk in sweep_plan.branch_runs(seeds, ks, sampling.max_batch):
+            latents, _ = sweep_latents(sampling, base, concept, latent, block, chunk, sampling_progress)
+
+            def keep(start, pictures, block=block, chunk=chunk):
+                for i, picture in enumerate(pictures, start):
+                    keep_picture(block[i // len(chunk)], chunk[i % len(chunk)], picture)
+            found = decode_and_judge(vae, judge, latents.reshape(-1, *latents.shape[2:]), text, contrast,
+                                     sampling.max_batch, judging_progress, keep if keep_picture else None)
+            rows, cols = [seeds.index(s) for s in block], [ks.index(k) for k in chunk]
+            scores[np.ix_(rows, cols)] = found.reshape(len(block), len(chunk))
+        return scores
     return scores_of

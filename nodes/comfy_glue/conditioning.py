@@ -4,7 +4,9 @@ PCI switches the text: base and concept should differ in nothing else. A conditi
 what nodes add to it (FluxGuidance's guidance, CLIPTextEncodeSDXL's sizes, areas, masks, strength,
 timestep ranges, ControlNet hints); a concept prompt encoded fresh lacks them, and the concept branch
 then runs with the model's defaults (FLUX: guidance 3.5) without a word. differences() names each such
-key with both values; encode_like() encodes a text with every extra of the base.
+key with both values; encode_like() encodes a text with every extra of the base. A weight hook (a LoRA
+set on the concept by CreateHookLora + Cond Set Props, or SetClipHooks) is the other intervention PCI
+measures: inserted at step k like a prompt, never warned about.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import torch
 # Keys the text encoder itself writes from the text: their values belong to the text (compared by presence
 # and shape only); every other key is something a node added.
 TEXT_KEYS = ("pooled_output", "attention_mask")
+INTERVENTION_KEYS = ("hooks",)  # weight hooks (LoRAs) on the concept: what is being inserted, like the text
 
 
 _ABSENT = object()
@@ -49,6 +52,8 @@ def differences(base, concept, names: tuple[str, str] = ("base", "concept")) -> 
         where = f" (entry {i})" if len(base) > 1 else ""
         for key in sorted(set(b[1]) | set(c[1]), key=str):
             x, y = b[1].get(key, _ABSENT), c[1].get(key, _ABSENT)
+            if key in INTERVENTION_KEYS:
+                continue
             if key in TEXT_KEYS:
                 shape = lambda v: None if v is _ABSENT or v is None else tuple(getattr(v, "shape", ()))
                 if shape(x) != shape(y):
@@ -59,8 +64,11 @@ def differences(base, concept, names: tuple[str, str] = ("base", "concept")) -> 
 
 
 def same_conditioning(a, b) -> bool:
-    """The two conditionings hold the same tensors (e.g. the same text, encoded by the same CLIP)."""
-    return len(a) == len(b) and all(x[0].shape == y[0].shape and torch.equal(x[0], y[0]) for x, y in zip(a, b))
+    """The two conditionings hold the same tensors (e.g. the same text, encoded by the same CLIP) and the same
+    weight hooks: inserting one for the other changes nothing."""
+    return len(a) == len(b) and all(x[0].shape == y[0].shape and torch.equal(x[0], y[0])
+                                    and all(_same(x[1].get(k, _ABSENT), y[1].get(k, _ABSENT)) for k in INTERVENTION_KEYS)
+                                    for x, y in zip(a, b))
 
 
 def warnings(node: str, base, concept, names: tuple[str, str] = ("base", "concept")) -> list[str]:

@@ -18,10 +18,13 @@ import comfy.supported_models_base
 import folder_paths
 
 from ...pci_core.demo import demo_model, world
+from ...pci_core.demo.lora import LORA_FOLDER
 from ...pci_core.demo.rule_judge import RuleJudge
 
 DEMO_FOLDER = "pci_demo"
 folder_paths.add_model_folder_path(DEMO_FOLDER, os.path.join(folder_paths.models_dir, DEMO_FOLDER))
+# The demo LoRA (pci_core/demo/loras) in ComfyUI's LoRA lists, for CreateHookLora and LoraLoader
+folder_paths.add_model_folder_path("loras", str(LORA_FOLDER))
 
 
 class DemoLatentFormat(comfy.latent_formats.LatentFormat):

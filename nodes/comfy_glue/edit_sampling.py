@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 
 import comfy.model_management
@@ -14,17 +15,22 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
-from ...pci_core import cis, edit_metrics, edit_rules, judges
+from ...pci_core import cis, edit_metrics, edit_rules, judges, sweep_plan
 from . import edit_plan
 from .guider import concept_insertion_sample
 from .sampling import Sampling, check_conditionings
-from .branching import decode, decode_and_judge, sweep_latents
+from .branching import as_image, decode, decode_and_judge, sweep_latents
 
 INVERSION_SAMPLER = "euler"  # deterministic: the inversion must not add noise
 
 
 def check_image_for_vae(image: torch.Tensor, vae) -> None:
-    """ValueError naming `image` when its size is not a multiple of the VAE's downscale factor."""
+    """ValueError naming `image` when its size is not a multiple of the VAE's downscale factor, or, for a
+    video VAE (Wan: the IMAGE's frames are one clip), its frame count is not one it encodes whole (1 + 4n)."""
+    if getattr(vae, "latent_dim", 2) == 3 and (int(image.shape[0]) - 1) % 4:
+        n = int(image.shape[0])
+        raise ValueError(f"image has {n} frames; this video VAE encodes 1 + 4n frames as one clip (e.g. "
+                         f"{n - (n - 1) % 4} or {n - (n - 1) % 4 + 4}): trim or pad the clip first")
     factor = int(vae.spacial_compression_encode())
     h, w = int(image.shape[1]), int(image.shape[2])
     if h % factor or w % factor:
@@ -70,7 +76,7 @@ def edit_image(sampling: Sampling, vae, image: torch.Tensor, source, edit, seed:
     sigmas = sampling.sigmas()
     noisy = invert_latent(sampling, vae.encode(image[:, :, :, :3]), source, inversion_cfg, sigmas, k, seed)
     comfy.model_management.throw_exception_if_processing_interrupted()
-    return decode(vae, _guided_run(sampling, edit, sigmas[k:], noisy, seed))
+    return as_image(decode(vae, _guided_run(sampling, edit, sigmas[k:], noisy, seed)))
 
 
 def edit_seed(sampling: Sampling, vae, latent: dict, source, edit, seed: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,20 +84,29 @@ def edit_seed(sampling: Sampling, vae, latent: dict, source, edit, seed: int, k:
     at = lambda step: concept_insertion_sample(sampling, seed, source, edit, latent, step)["samples"]
     source_latent = at(sampling.steps)
     edited_latent = source_latent if k == sampling.steps else at(k)
-    return decode(vae, edited_latent), decode(vae, source_latent)
+    return as_image(decode(vae, edited_latent)), as_image(decode(vae, source_latent))
 
 
 def probe_edit(sampling: Sampling, vae, judge, latent: dict, source, edit, seeds: list[int], judge_text: str,
                contrast: str | None, progress=None):
-    """Every k on the given seeds in one sweep (run.max_batch resolved): judge scores on judge_text (S, K)
-    and SSIM of each image to its seed's source image (S, K)."""
-    ks = list(range(sampling.steps + 1))
-    latents, _ = sweep_latents(sampling, source, edit, {"samples": latent["samples"][:1]}, seeds, ks, progress)
-    images, scores = decode_and_judge(vae, judge, latents.reshape(-1, *latents.shape[2:]), judge_text, contrast,
-                                      sampling.max_batch)
-    images = images.reshape(len(seeds), len(ks), *images.shape[1:])
-    kept = torch.stack([edit_metrics.ssim(images[:, -1], images[:, i]) for i in range(len(ks))], dim=1)
-    return scores.reshape(len(seeds), len(ks)), kept.numpy().astype("float64")
+    """Every k on the given seeds (run.max_batch resolved), in branching runs of at most about 2 * max_batch
+    branches (sweep_plan.branch_runs, each with k = T, the seed's source): judge scores on judge_text (S, K)
+    and SSIM of each picture to its seed's source (S, K). Memory holds one run's pictures, not the probe's."""
+    ks, T = list(range(sampling.steps + 1)), sampling.steps
+    scores, kept = np.zeros((len(seeds), len(ks))), np.zeros((len(seeds), len(ks)))
+    for block, chunk in sweep_plan.branch_runs(seeds, ks, sampling.max_batch):
+        chunk = chunk if T in chunk else chunk + [T]
+        latents, _ = sweep_latents(sampling, source, edit, {"samples": latent["samples"][:1]}, block, chunk, progress)
+        pictures = []
+        found = decode_and_judge(vae, judge, latents.reshape(-1, *latents.shape[2:]), judge_text, contrast,
+                                 sampling.max_batch, keep=lambda start, chunk_pictures: pictures.append(chunk_pictures))
+        pictures = torch.cat(pictures).reshape(len(block), len(chunk), *pictures[0].shape[1:])
+        for b, seed in enumerate(block):
+            row, source_picture = seeds.index(seed), as_image(pictures[b, chunk.index(T)])
+            for c, k in enumerate(chunk):
+                scores[row, k] = found[b * len(chunk) + c]
+                kept[row, k] = float(edit_metrics.ssim(source_picture, as_image(pictures[b, c])).mean())
+    return scores, kept
 
 
 def invert_every_step(sampling: Sampling, latent: torch.Tensor, source, inversion_cfg: float, sigmas: torch.Tensor,
@@ -111,7 +126,8 @@ def invert_every_step(sampling: Sampling, latent: torch.Tensor, source, inversio
 def probe_image_edit(sampling: Sampling, vae, judge, image: torch.Tensor, source, edit, seed: int, inversion_cfg: float,
                      judge_text: str, contrast: str | None, progress=None):
     """An input IMAGE edited at every k (inverted once to every level, then steps k..T with the edit prompt for
-    each k: T + sum(T - k) model rows): judge scores on judge_text (B, K) and SSIM to the image (B, K)."""
+    each k: T + sum(T - k) model rows): judge scores on judge_text (B, K) and SSIM to the image (B, K); a
+    video VAE's input frames are one clip (B = 1, its score by the judge's clip rule, SSIM over its frames)."""
     check_image_for_vae(image, vae)
     pixels = image[:, :, :, :3]
     sigmas = sampling.sigmas()
@@ -119,9 +135,9 @@ def probe_image_edit(sampling: Sampling, vae, judge, image: torch.Tensor, source
     scores, kept = [], []
     for k in range(sampling.steps + 1):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        edited = decode(vae, _guided_run(sampling, edit, sigmas[k:], levels[k], seed))
+        edited = decode(vae, _guided_run(sampling, edit, sigmas[k:], levels[k], seed))  # images, or one clip
         scores.append(judge.score(edited, judge_text, contrast).double().cpu())
-        kept.append(edit_metrics.ssim(pixels.float().cpu(), edited).double())
+        kept.append(edit_metrics.ssim(pixels.float().cpu(), as_image(edited)).double().reshape(len(edited), -1).mean(1))
         if progress is not None:
             progress(k, sampling.steps)
     return torch.stack(scores, dim=1).numpy(), torch.stack(kept, dim=1).numpy()

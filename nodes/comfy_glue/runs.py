@@ -51,6 +51,13 @@ def sweep_settings(sampling, base, concept, latent: dict, judge: str) -> dict:
             "latent": "empty" if not torch.count_nonzero(samples) else f"sha1 {_sha1([samples])}"}
 
 
+def judge_label(judge, contrast: str | None, latent: dict) -> str:
+    """The judge as a run's settings name it; for clips (a video latent of several frames) with its clip rule."""
+    samples = latent["samples"]
+    clips = samples.ndim == 5 and samples.shape[2] > 1
+    return f"{judge.describe()}; contrast {contrast!r}" + (f"; clips: {judge.clip_rule_text()}" if clips else "")
+
+
 def run_folder(run_name) -> Path:
     """output/pci/<run name>/: a run's (or a study's) folder; ValueError naming run_name unless it is one
     folder name (results.check_run_name: no separators, no '..', not absolute)."""

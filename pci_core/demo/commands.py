@@ -1,4 +1,4 @@
-"""The demo model's commands (python -m pci_core demo|cis|study|fidelity|bench|edit-eval|train).
+"""The demo model's commands (python -m pci_core demo|cis|study|fidelity|bench|edit-eval|train|train-lora).
 
 Every input is checked (pci_core.arg_checks) before the model is loaded or anything is computed."""
 from __future__ import annotations
@@ -102,6 +102,16 @@ def train(args) -> int:
                                                                      ("ae_steps", args.ae_steps, "--ae-steps"))
                  if v is not None}
     training.main(out=out, seed=arg_checks.check_whole(args.seed, "--seed", 0), **overrides)
+    return 0
+
+
+def train_lora(args) -> int:
+    from . import lora, world
+    out = arg_checks.check_out_file(args.out)
+    if args.colour not in world.ATTRIBUTES["colour"]:
+        raise ValueError(f"--colour {args.colour!r}: the demo world's colours are {', '.join(world.ATTRIBUTES['colour'])}")
+    lora.main(out=out, steps=arg_checks.check_whole(args.train_steps, "--train-steps", 1), colour=args.colour,
+              seed=arg_checks.check_whole(args.seed, "--seed", 0))
     return 0
 
 

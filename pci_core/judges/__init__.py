@@ -36,14 +36,15 @@ from typing import Any, Sequence
 
 import torch
 
-from .base import (BACKENDS, DEFAULT_CLIP_TEMPLATES, DEFAULT_CONTRAST, DEFAULT_VQA_QUESTION, NO_WORDS, YES_WORDS,
-                   Judge, JudgeModel, annotate, check_backend, check_device, check_templates, check_text,
-                   check_threshold, decide, require, summarize)
+from .base import (BACKENDS, CLIP_RULES, DEFAULT_CLIP_FRAMES, DEFAULT_CLIP_TEMPLATES, DEFAULT_CONTRAST,
+                   DEFAULT_VQA_QUESTION, NO_WORDS, YES_WORDS, Judge, JudgeModel, annotate, check_backend,
+                   check_clip_rule, check_device, check_templates, check_text, check_threshold, combine_frames, decide,
+                   frame_indices, require, summarize)
 from .weights import _mtime, read_state_dict, resolve_weights
 
-__all__ = ["BACKENDS", "DEFAULT_CLIP_TEMPLATES", "DEFAULT_CONTRAST", "DEFAULT_VQA_QUESTION", "NO_WORDS", "YES_WORDS",
-           "Judge", "JudgeModel", "annotate", "check_backend", "check_device", "check_templates", "check_text",
-           "check_threshold", "clear_judge_cache", "decide", "load_judge", "load_model", "read_state_dict", "require",
+__all__ = ["BACKENDS", "CLIP_RULES", "DEFAULT_CLIP_FRAMES", "DEFAULT_CLIP_TEMPLATES", "DEFAULT_CONTRAST", "DEFAULT_VQA_QUESTION", "NO_WORDS", "YES_WORDS",
+           "Judge", "JudgeModel", "annotate", "check_backend", "check_clip_rule", "check_device", "check_templates",
+           "check_text", "check_threshold", "clear_judge_cache", "combine_frames", "decide", "frame_indices", "load_judge", "load_model", "read_state_dict", "require",
            "resolve_weights", "summarize"]
 
 # Weakly held: a network lives while a judge over it does (a node's cached output, a test's fixture), and
@@ -97,10 +98,12 @@ def load_judge(backend: str, model: str | None = None, weights: str | Path | Non
                device: str | torch.device = "cpu", search_dirs: Sequence[str | Path] = (),
                dtype: torch.dtype | str | None = None, offload: str | torch.device | None = None, **options) -> Judge:
     """A judge over load_model's network (shared), with its own options: "clip" templates, batch_size;
-    "vqa" question (with "{concept}"), protocol ("p(yes)" or "official"), batch_size. The same arguments
-    return the same judge while it is held."""
+    "vqa" question (with "{concept}"), protocol ("p(yes)" or "official"), batch_size; any backend clip_rule,
+    clip_frames (how a clip's frames make its verdict). The same arguments return the same judge while it
+    is held."""
+    clip = check_clip_rule(options.pop("clip_rule", "mean"), options.pop("clip_frames", DEFAULT_CLIP_FRAMES))
     net = load_model(backend, model, weights, device, search_dirs, dtype, offload)
-    key = (id(net), _freeze(options))
+    key = (id(net), _freeze(options), clip)
     judge = _JUDGES.get(key)
     if judge is None or judge.net is not net:
         if backend.strip().lower() == "clip":
@@ -109,7 +112,7 @@ def load_judge(backend: str, model: str | None = None, weights: str | Path | Non
         else:
             from .vqa import VqaJudge
             judge = VqaJudge(net, **options)
-        _JUDGES[key] = judge
+        _JUDGES[key] = judge.set_clip_rule(*clip)
     return judge
 
 

@@ -4,6 +4,8 @@
     judge.decide(scores, threshold=0.5)          -> bool tensor (B,): True where score >= threshold
 
 Images are ComfyUI's IMAGE layout: a float tensor (B, H, W, 3) in [0, 1]; one (H, W, 3) image is a batch of one.
+A batch of clips (B, F, H, W, 3) (a video model's sample per seed) gets one score per clip: the judge scores
+clip_frames frames of each, evenly spaced (0: every frame), and combines them by its clip_rule (CLIP_RULES).
 """
 from __future__ import annotations
 
@@ -19,6 +21,10 @@ BACKENDS = ("clip", "vqa")  # the demo world adds "rule" (pci_core.demo.rule_jud
 DEFAULT_CONTRAST = "a photo"
 DEFAULT_CLIP_TEMPLATES = ("a photo of {}.",)
 DEFAULT_VQA_QUESTION = "Is the {concept} visible in the image? Answer yes or no."
+# A clip's verdict from its frames' scores: their mean, the share of frames the judge says yes to (score >= 0.5),
+# the least (every frame must show it) or the most (one frame is enough).
+CLIP_RULES = ("mean", "share of yes", "least", "most")
+DEFAULT_CLIP_FRAMES = 8
 YES_WORDS = ("yes", "Yes", "YES")  # P(yes) sums the probability of every spelling that is one token
 NO_WORDS = ("no", "No", "NO")
 
@@ -83,6 +89,36 @@ def check_device(device: Any) -> torch.device:
     return device
 
 
+def check_clip_rule(rule: Any, frames: Any) -> tuple[str, int]:
+    if rule not in CLIP_RULES:
+        raise ValueError(f"clip_rule {rule!r}: valid rules are {', '.join(repr(r) for r in CLIP_RULES)}")
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 0:
+        raise ValueError(f"clip_frames={frames!r}: how many frames of a clip to judge, evenly spaced (0 = every frame)")
+    return rule, frames
+
+
+def frame_indices(n: int, frames: int) -> list[int]:
+    """`frames` frame indices of a clip of n, evenly spaced, first and last included (0 or >= n: all)."""
+    if frames <= 0 or frames >= n:
+        return list(range(n))
+    if frames == 1:
+        return [n // 2]
+    return sorted({round(i * (n - 1) / (frames - 1)) for i in range(frames)})
+
+
+def combine_frames(scores: torch.Tensor, rule: str) -> torch.Tensor:
+    """One score per clip from its frames' scores (B, F), by a CLIP_RULES rule."""
+    if rule == "mean":
+        return scores.mean(dim=1)
+    if rule == "share of yes":
+        return (scores >= 0.5).float().mean(dim=1)
+    if rule == "least":
+        return scores.min(dim=1).values
+    if rule == "most":
+        return scores.max(dim=1).values
+    raise ValueError(f"clip_rule {rule!r}: valid rules are {', '.join(repr(r) for r in CLIP_RULES)}")
+
+
 def decide(scores: Any, threshold: float = 0.5) -> torch.Tensor:
     """Yes/no per image: True where score >= threshold (a score equal to the threshold is a yes)."""
     threshold = check_threshold(threshold)
@@ -127,11 +163,24 @@ class Judge:
     (checked, never clamped: a score outside [0, 1] or NaN is a RuntimeError naming the backend)."""
 
     name = "judge"
+    clip_rule, clip_frames = "mean", DEFAULT_CLIP_FRAMES  # set per judge by set_clip_rule
+
+    def set_clip_rule(self, rule: str, frames: int) -> "Judge":
+        self.clip_rule, self.clip_frames = check_clip_rule(rule, frames)
+        return self
+
+    def clip_rule_text(self) -> str:
+        return f"{self.clip_rule} of {self.clip_frames or 'every'} frame(s), evenly spaced"
 
     def score(self, images: Any, concept: str, contrast: str | None = None) -> torch.Tensor:
-        """Scores (B,) float32 on the CPU, in [0, 1]: how much each image shows the concept.
-        contrast (e.g. the base prompt) is what the concept is told apart from; None or blank uses the
-        backend's default. The rule and vqa judges ignore it."""
+        """Scores (B,) float32 on the CPU, in [0, 1]: how much each image shows the concept; for clips
+        (B, F, H, W, 3), one score per clip from its frames (the judge's clip rule). contrast (e.g. the base
+        prompt) is what the concept is told apart from; None or blank uses the backend's default. The rule
+        and vqa judges ignore it."""
+        if isinstance(images, torch.Tensor) and images.ndim == 5:
+            pick = frame_indices(images.shape[1], self.clip_frames)
+            frames = self.score(images[:, pick].reshape(-1, *images.shape[2:]), concept, contrast)
+            return combine_frames(frames.reshape(images.shape[0], len(pick)), self.clip_rule)
         batch = as_image_batch(images)
         concept = check_text(concept, "concept")
         if contrast is None or (isinstance(contrast, str) and not contrast.strip()):

@@ -12,7 +12,7 @@ from browser_env import PACK_NAME, REPO, get_json
 from tools.workflow_api import to_api, widget_inputs
 
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
-DEMO = [p for p in WORKFLOWS if not p.stem.startswith("sd15_")]  # the SD1.5 variants need real weights
+DEMO = [p for p in WORKFLOWS if not p.stem.startswith(("sd15_", "wan21_"))]  # those need real weights
 
 
 def load_template(page, name: str) -> dict:

@@ -40,8 +40,11 @@ def sd15_checkpoint(host):
 def tiny_judge_files(host, tmp_path_factory):
     """A tiny random open_clip file and a tiny random Qwen2.5-VL folder (pci_core.judges.tiny), written
     once for the session: (clip weights file, vqa model folder)."""
+    import folder_paths
+
     from pci_core.judges import tiny
     folder = tmp_path_factory.mktemp("pci_judges")
+    folder_paths.add_model_folder_path("pci_judges", str(folder))  # a workflow reads judges from there only
     tiny.register_tiny_clip(folder)
     return tiny.save_clip(tiny.TINY_CLIP, folder, logit_scale=30.0), tiny.save_tiny_vqa(folder)
 

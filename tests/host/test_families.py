@@ -69,7 +69,7 @@ def test_sweep_equals_the_node_exactly_at_batch_one_and_decides_the_same_at_auto
           f"(torch threads {torch.get_num_threads()})")
     assert noise <= RELATIVE_NOISE
     flat = lambda latents: latents.reshape(-1, *latents.shape[2:])
-    scores = [sweep.decode_and_judge(family.vae, tiny_clip_judge, flat(x), "an old person", "a person", 4)[1]
+    scores = [sweep.decode_and_judge(family.vae, tiny_clip_judge, flat(x), "an old person", "a person", 4)
               for x in (batched, reference)]
     assert ((scores[0] >= 0.5) == (scores[1] >= 0.5)).all() and abs(scores[0] - scores[1]).max() < 1e-3
 

@@ -74,7 +74,8 @@ def test_judge_networks_are_freed_when_nothing_holds_them(host, tiny_judge_files
     import shutil
     import weakref
     judges = host.glue("managed_judges").judges  # the engine as ComfyUI loaded it (the pack's own module copy)
-    own = (shutil.copy(tiny_judge_files[0], tmp_path / "own.safetensors"), tiny_judge_files[1])  # no other holder
+    copy = tiny_judge_files[0].parent / f"own-{tmp_path.name}.safetensors"  # in models/pci_judges: no other holder
+    own = (shutil.copy(tiny_judge_files[0], copy), tiny_judge_files[1])
     judge = load(host, own, "clip", "a sketch of {}")
     judge.score(torch.rand(1, 32, 32, 3), "red")
     net = weakref.ref(judge.net)
@@ -85,3 +86,14 @@ def test_judge_networks_are_freed_when_nothing_holds_them(host, tiny_judge_files
     host.mm.unload_all_models()
     gc.collect()
     assert net() is None
+
+
+@pytest.mark.parametrize("weights, weights_path, named", [
+    ("none (rule judge)", "../../../../../../etc/hostname", "weights_path '../../../../../../etc/hostname': outside"),
+    ("none (rule judge)", "/etc/hostname", "weights_path '/etc/hostname': outside the folders a workflow may read"),
+    ("../../../etc/hostname", "", "weights '../../../etc/hostname': not one of the"),
+])
+def test_judge_weights_stay_inside_the_judges_model_folder(host, tiny_judge_files, weights, weights_path, named):
+    loader = host.nodes.NODE_CLASS_MAPPINGS[LOADER]
+    with pytest.raises(ValueError, match=named.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        loader.execute("clip", tiny.TINY_CLIP, weights, "auto", weights_path)

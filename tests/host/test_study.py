@@ -105,7 +105,10 @@ def test_adaptive_study_measures_fewer_steps_with_the_controls(host, run_name):
     ({"template": "a large circle"}, "needs a {} slot"),
     ({"values": "blue\nblue"}, "duplicate concept"),
     ({"values": " \n "}, "values: empty"),
-    ({"taxonomy_file": "/nonexistent/taxonomy.json"}, "taxonomy file '/nonexistent/taxonomy.json' does not exist"),
+    ({"taxonomy_file": "/nonexistent/taxonomy.json"}, "taxonomy_file '/nonexistent/taxonomy.json': outside the folders"),
+    ({"taxonomy_file": "../../../../../../etc/hostname"}, "taxonomy_file '../../../../../../etc/hostname': outside"),
+    ({"taxonomy_file": "no_such_taxonomy.json"}, "no_such_taxonomy.json' does not exist"),  # in input/: looked for
+    ({"values": "blue\nblue."}, "'blue' and 'blue.' would share the result folder 'blue'"),
     ({"taxonomy_file": str(world_study.TAXONOMY), "taxonomy_path": "demo_world.hue"}, "no key 'hue' in demo_world"),
     ({"taxonomy_file": str(world_study.TAXONOMY), "taxonomy_path": "demo_world"}, "holds 5 lists"),
 ])
@@ -113,3 +116,16 @@ def test_bad_concept_list_input_is_named(host, run_name, inputs, message):
     p = study_prompt(run_name, **inputs)
     ok, events, _ = host.run(p)
     assert not ok and message in str(errors_of(events)), errors_of(events)
+
+
+def test_a_taxonomy_file_in_the_input_folder_is_read_and_its_content_never_echoed(host, run_name):
+    import folder_paths
+    secret = Path(folder_paths.get_input_directory()) / f"pci-test-{uuid.uuid4().hex[:6]}.json"
+    secret.write_text(json.dumps({"aws": {"token": "AKIA-SECRET-1234"}, "colours": {"hue": ["blue", "yellow"]}}))
+    try:
+        ok, events, _ = host.run(study_prompt(run_name, taxonomy_file=secret.name, taxonomy_path="aws"))
+        assert not ok and "AKIA-SECRET-1234" not in json.dumps([d for _, d in events]), errors_of(events)
+        ok, events, _ = host.run(study_prompt(run_name, taxonomy_file=secret.name, taxonomy_path="colours.hue"))
+        assert ok, errors_of(events)  # a file in ComfyUI's input folder is read by its name
+    finally:
+        secret.unlink()

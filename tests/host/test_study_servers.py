@@ -123,3 +123,45 @@ def test_a_server_that_does_not_answer_is_named(tmp_path):
     proc = study_on([url], demo_workflow(), tmp_path / "study", tmp_path)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and f"--servers: no server answered (ComfyUI at {url} cannot be reached" in err
+
+
+def test_a_rerun_with_another_workflow_is_refused_even_with_nothing_left(servers, tmp_path):
+    """cfg 4 -> 9 after every seed is done: 0 units to run, yet the smallest run's header is held against
+    the stored concepts and the study stops, naming the setting; nothing is written; the units log keeps
+    the first run's units."""
+    out = tmp_path / "study"
+    finished(study_on([servers[0].url], demo_workflow(), out, tmp_path, "--values", "blue", "--seeds", "0-1"))
+    log = (out / "study_units.json").read_bytes()
+    changed = demo_workflow()
+    changed["7"]["inputs"]["cfg"] = 9.0
+    proc = study_on([servers[0].url], changed, out, tmp_path, "--values", "blue", "--seeds", "0-1")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "was made with another workflow (differing: settings.cfg)" in err, err[-2000:]
+    assert (out / "study_units.json").read_bytes() == log
+    stdout, _ = finished(study_on([servers[0].url], demo_workflow(), out, tmp_path, "--values", "blue",
+                                  "--seeds", "0-3"))  # the same workflow, two more seeds: the log grows
+    units = json.loads((out / "study_units.json").read_text())["units"]
+    assert stdout.startswith("1 units") and [u["seeds"] for u in units] == [[0, 1], [2, 3]]
+
+
+def test_values_that_would_share_a_folder_are_refused_before_any_work(tmp_path):
+    proc = study_on(["http://127.0.0.1:9"], demo_workflow(), tmp_path / "study", tmp_path, "--values", "old person,old_person")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "--values: 'old person' and 'old_person' would share the result folder" in err
+    assert not (tmp_path / "study").exists()
+
+
+def test_a_study_over_lora_strengths_runs_on_a_server(servers, tmp_path):
+    """Values fill a whole-value slot (CreateHookLoraModelOnly's strength_model = "{}"): a study over the demo
+    LoRA's strengths; at strength 0 the concept is the base itself (never green), at 1 the LoRA turns the
+    shapes green when inserted from the start."""
+    template = demo_workflow(judge_text="green")
+    template["3"] = {"class_type": "ConditioningSetProperties", "inputs": {
+        "cond_NEW": ["2", 0], "strength": 1.0, "set_cond_area": "default", "hooks": ["8", 0]}}
+    template["8"] = {"class_type": "CreateHookLoraModelOnly", "inputs": {
+        "lora_name": "pci_demo_green.safetensors", "strength_model": "{}"}}
+    out = tmp_path / "strengths"
+    finished(study_on([servers[1].url], template, out, tmp_path, "--values", "0,1", "--seeds", "0-3"))
+    (_, _, none), (header, _, full) = (results.read_results(out / v / results.RESULTS_FILE) for v in ("0", "1"))
+    assert header["concept"] == "green" and not (none >= 0.5).any()
+    assert (full[:, 0] >= 0.5).mean() >= 0.75 and not (full[:, -1] >= 0.5).any()
