@@ -8,6 +8,8 @@ import pytest
 
 from pci_core import cis, cli, official, results, schedule
 
+from test_cis_stats import official_first_crossing
+
 DISCRETE_20 = [951, 901, 851, 801, 751, 701, 651, 601, 551, 501, 451, 401, 351, 301, 251, 201, 151, 101, 51, 1]
 
 
@@ -121,14 +123,9 @@ def their_tau_from_sigmas(sigmas):
 
 
 def their_first_crossing(x, y, thr=0.5):
-    """pci/core/utils.py first_crossing, written out."""
-    x = np.asarray(x, float)
-    y = np.asarray(y, float)
-    for i in range(len(y) - 1):
-        if y[i] < thr <= y[i + 1]:
-            w = (thr - y[i]) / (y[i + 1] - y[i] + 1e-12)
-            return float(x[i] + w * (x[i + 1] - x[i]))
-    return float("nan")
+    """pci/core/utils.py first_crossing, written out (test_cis_stats holds it, NaN for None)."""
+    found = official_first_crossing(x, y, thr)
+    return float("nan") if found is None else found
 
 
 def diffusers_discrete_sigmas():

@@ -93,19 +93,29 @@ def test_the_study_folder_equals_cis_study_in_one_process(distributed, cis_study
     assert len(units) == 6 and len({u["pid"] for u in units}) == 2  # both workers ran units
 
 
-def test_a_worker_killed_mid_unit_changes_nothing(distributed, tmp_path):
+def victim_of(proc, out: Path, server: bool):
+    """Once a unit is written, a worker running the next one (server: that worker's ComfyUI server)."""
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        busy = workers_of(proc, busy=True) if (out / "study_units.json").is_file() else []
+        found = [c for w in busy for c in w.children() if "main.py" in " ".join(c.cmdline())] if server else busy
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"no {'server' if server else 'worker'} was seen running a unit")
+
+
+@pytest.mark.parametrize("server, said", [(False, "died during unit"), (True, "ComfyUI server died during unit")],
+                         ids=["worker", "its ComfyUI server"])
+def test_a_worker_or_its_server_killed_mid_unit_changes_nothing(distributed, tmp_path, server, said):
+    import psutil
     reference, _, _ = distributed
     out = tmp_path / "study"
     proc = study_ray(demo_workflow(), out, tmp_path)
-    victim, deadline = None, time.time() + 300
-    while victim is None and time.time() < deadline and proc.poll() is None:
-        busy = workers_of(proc, busy=True)
-        victim = busy[0] if busy and (out / "study_units.json").is_file() else None  # once a unit is written
-        time.sleep(0.05)
-    assert victim is not None, "no worker was seen running a unit"
+    victim = victim_of(proc, out, server)
     os.kill(victim.pid, signal.SIGKILL)
     stdout, stderr = finished(proc)
-    assert "died during unit" in stderr and "the unit runs again on another worker" in stderr
+    assert said in stderr and "the unit runs again on another worker" in stderr
     mine, theirs = folders(out), folders(reference)
     for value in VALUES:
         (_, seeds, scores), (_, ref_seeds, ref_scores) = mine[value], theirs[value]
@@ -114,29 +124,6 @@ def test_a_worker_killed_mid_unit_changes_nothing(distributed, tmp_path):
     units = json.loads((out / "study_units.json").read_text())["units"]
     assert len(units) == 6 and sum(u["attempts"] == 2 for u in units) == 1
     assert "1 of them run again after a worker died" in stdout
-
-
-def test_a_workers_comfyui_server_killed_mid_unit_changes_nothing(distributed, tmp_path):
-    import psutil
-    reference, _, _ = distributed
-    out = tmp_path / "study"
-    proc = study_ray(demo_workflow(), out, tmp_path)
-    victim, deadline = None, time.time() + 300
-    while victim is None and time.time() < deadline and proc.poll() is None:
-        busy = workers_of(proc, busy=True) if (out / "study_units.json").is_file() else []
-        servers = [c for w in busy for c in w.children() if "main.py" in " ".join(c.cmdline())] if busy else []
-        victim = servers[0] if servers else None
-        time.sleep(0.05)
-    assert victim is not None, "no worker's server was seen running a unit"
-    os.kill(victim.pid, signal.SIGKILL)
-    stdout, stderr = finished(proc)
-    assert "ComfyUI server died during unit" in stderr and "the unit runs again on another worker" in stderr
-    mine, theirs = folders(out), folders(reference)
-    for value in VALUES:
-        (_, seeds, scores), (_, ref_seeds, ref_scores) = mine[value], theirs[value]
-        assert sorted(seeds) == sorted(ref_seeds) and len(seeds) == len(set(seeds))
-        assert np.array_equal(scores[np.argsort(seeds)], ref_scores[np.argsort(ref_seeds)])
-    assert sum(u["attempts"] == 2 for u in json.loads((out / "study_units.json").read_text())["units"]) == 1
     assert not psutil.pid_exists(victim.pid) or psutil.Process(victim.pid).status() == psutil.STATUS_ZOMBIE
 
 
