@@ -49,10 +49,10 @@ class LocalServer:
     """`python main.py --listen 127.0.0.1 --port N` with its device; start() waits until it answers."""
 
     def __init__(self, comfy_path: str | os.PathLike | None = None, device: str = "cpu", python: str | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, port: int | None = None):
         self.comfy = comfyui_path(comfy_path)
         self.device, self.python, self.threads = device, python or sys.executable, threads
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.scratch = Path(tempfile.mkdtemp(prefix="pci_comfy_server_"))
         self.proc: subprocess.Popen | None = None

@@ -85,6 +85,9 @@ def server_units(runners: list, units, template: dict, adaptive: bool, writer, p
     pool, stop = concurrent.futures.ThreadPoolExecutor(2 * len(runners)), threading.Event()
     try:
         with _bar(len(units), progress) as bar:
+            for runner in runners:  # the websocket's progress of each server's running unit, beside the bar
+                runner.on_progress = lambda value, total, node, url=runner.client.url: bar.set_postfix_str(
+                    f"{url}: step {value}/{total}", refresh=False)
             while queue or running:
                 while queue and free:
                     i, unit = free.pop(), queue.popleft()

@@ -101,3 +101,19 @@ def test_timeline_grid_shrinks_large_images_and_rejects_mismatched_input():
         plots.timeline_grid(images[0], np.zeros((2, 3)), [0, 5, 10], [1, 2], 0.5)
     with pytest.raises(ValueError, match="must match"):
         plots.timeline_grid(images, np.zeros((2, 3)), [0, 5], [1, 2], 0.5)
+
+
+def test_a_timeline_keeps_only_the_cells_it_shows():
+    """10,001 insertion steps and a stream of pictures: the grid keeps its seeds x 21 cells (issue 27), a
+    clip's cell is its first, middle and last frames side by side, and its whole clip goes to save_clip."""
+    saved = []
+    grid = plots.Timeline([0, 1], list(range(10001)), save_clip=lambda seed, k, clip: saved.append((seed, k)))
+    assert len(grid.ks) == plots.TIMELINE_COLUMNS and grid.ks[0] == 0 and grid.ks[-1] == 10000
+    for seed in (0, 1, 2):
+        for k in range(0, 10001, 7):
+            grid.keep(seed, k, np.zeros((8, 8, 3)))
+    assert len(grid.cells) <= 2 * plots.TIMELINE_COLUMNS and not saved
+    clip = np.stack([np.full((4, 4, 3), f / 4) for f in range(5)])
+    grid.keep(0, 0, clip)
+    assert grid.cells[(0, 0)].shape == (4, 12, 3) and saved == [(0, 0)]
+    assert np.allclose(grid.cells[(0, 0)][0, [0, 4, 8], 0], [0, 0.5, 1.0])  # frames 0, 2, 4

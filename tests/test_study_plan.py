@@ -121,3 +121,19 @@ def test_a_study_over_lora_strengths_or_files_fills_whole_values():
     text = demo_workflow(judge_text="green")  # a text slot still needs {} in the judge text
     with pytest.raises(ValueError, match=r"judge_text 'green' has no \{\}"):
         workflow.check(text)
+
+
+def test_a_unit_with_other_settings_than_its_folder_is_refused_by_name(tmp_path):
+    """Every unit the driver receives is held against its concept's folder, not only the first (issue 27)."""
+    from pci_core import cis
+    template = demo_workflow()
+    header = cis.run_header("blue", [0, 4], 4, [14.6, 5.0, 2.0, 1.0, 0.0], 0.5, {k: "x" for k in results.SETTINGS_KEYS})
+    unit = lambda seeds, cfg: {**cis.CISResult.from_header({**header, "settings": {**header["settings"], "cfg": cfg}},
+                                                          seeds, np.ones((len(seeds), 2))).to_json(),
+                               "node": "n", "pid": 1, "gpus": [], "seconds": 1.0}
+    writer = study_driver.Writer(tmp_path, template, adaptive=False)
+    writer.add(study_driver.Unit("blue", [0, 1]), unit([0, 1], 4.0))
+    with pytest.raises(ValueError, match=r"unit 'blue' seeds 2..3 \(2\) came back with other settings .* "
+                                         r"\(differing: settings.cfg\)"):
+        writer.add(study_driver.Unit("blue", [2, 3]), unit([2, 3], 9.0))
+    assert results.read_results(tmp_path / "blue" / results.RESULTS_FILE)[1] == [0, 1]

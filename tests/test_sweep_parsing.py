@@ -83,3 +83,12 @@ def test_digits_of_other_scripts_are_not_seeds(text):
     """'²' gave an int() error naming no input; Arabic-Indic '١٢' was read as 12."""
     with pytest.raises(ValueError, match="seed_list: .* is not a seed or a range of them"):
         sweep_plan.parse_seeds(text)
+
+
+@pytest.mark.parametrize("seeds, steps, max_batch", [(256, 20, 16), (4, 10000, 64), (100_000, 20, 64), (3, 7, 1)])
+def test_branching_runs_hold_at_most_about_twice_max_batch_branches(seeds, steps, max_batch):
+    """Memory bounded by design (issue 27): 256 probe seeds x 21 k, or 10,001 insertion steps, or an adaptive
+    study's 100,000 seeds never sit in one sampler run; every (seed, k) is in exactly one run."""
+    runs = sweep_plan.branch_runs(list(range(seeds)), list(range(steps + 1)), max_batch)
+    assert max(len(b) * len(c) for b, c in runs) <= max(2, 2 * max_batch)
+    assert sum(len(b) * len(c) for b, c in runs) == seeds * (steps + 1)

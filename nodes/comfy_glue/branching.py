@@ -165,16 +165,26 @@ def decode_and_judge(vae, judge, latents: torch.Tensor, text: str, contrast: str
     the judge's clip rule makes its score from its frames); keep(start, pictures) sees each chunk (images
     (n, H, W, 3) or clips (n, F, H, W, 3)) and keeps what it needs; progress(done, total) after each chunk."""
     scores = []
-    n = latents.shape[0]
-    for start in range(0, n, max_batch):
+    n, step = latents.shape[0], clips_per_chunk(vae, latents, max_batch)
+    for start in range(0, n, step):
         comfy.model_management.throw_exception_if_processing_interrupted()
-        chunk = decode(vae, latents[start:start + max_batch])
+        chunk = decode(vae, latents[start:start + step])
         scores.append(judge.score(chunk, text, contrast).numpy())
         if keep is not None:
             keep(start, chunk)
         if progress is not None:
-            progress(min(start + max_batch, n), n)
+            progress(min(start + step, n), n)
     return np.concatenate(scores).astype(np.float64)
+
+
+def clips_per_chunk(vae, latents: torch.Tensor, max_batch: int) -> int:
+    """Latents decoded at once: max_batch pictures, a clip counting its frames (a video VAE's temporal
+    upscale of the latent frames: Wan's 4 (T - 1) + 1), so a decode chunk holds about max_batch frames."""
+    if latents.ndim != 5 or latents.shape[2] <= 1:
+        return max_batch
+    upscale = getattr(vae, "upscale_ratio", None)
+    frames = upscale[0](latents.shape[2]) if isinstance(upscale, tuple) and callable(upscale[0]) else latents.shape[2]
+    return max(1, max_batch // max(1, int(frames)))
 
 
 def measure(sampling: Sampling, base, concept, latent: dict, vae, judge, text: str, contrast: str | None,

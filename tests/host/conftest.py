@@ -5,13 +5,14 @@ import torch
 
 
 @pytest.fixture(scope="session")
-def host():
-    """Real ComfyUI, in-process, with the pack loaded from this checkout."""
+def host(tmp_path_factory):
+    """Real ComfyUI, in-process, with the pack loaded from this checkout. Its output folder is a fresh one
+    per session: run folders of an earlier session (another float path's settings) are never met."""
     path = os.environ.get("COMFYUI_PATH")
     if not path:
         pytest.fail("COMFYUI_PATH is not set: the host tier needs a real ComfyUI (see README, 'Host tier')")
     from pci_cluster.headless import Headless
-    h = Headless(path)
+    h = Headless(path, output_dir=str(tmp_path_factory.mktemp("comfyui_output")))
     print(f"\nComfyUI {h.version} at {path}, pack loaded in {h.startup_s:.1f}s")
     return h
 

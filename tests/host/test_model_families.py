@@ -83,8 +83,10 @@ def test_sd15_checkpoint_switches_where_the_range_graph_does(host, inference, gu
 
 
 def test_gpu_check_small_mode_runs_and_every_way_gives_the_same_images(host):
-    """bench/gpu_check.py --small (CPU, demo model): the switch matches the range graph exactly and
-    every way of running the sweep gives the naive loop's latents bit for bit."""
+    """bench/gpu_check.py --small (CPU, demo model): the switch matches the range graph exactly and every
+    way of running the sweep gives the naive loop's latents within float noise. Bit for bit on this CPU's
+    AVX2 / AVX-512 paths (the demo UNet pads its batches); at ATEN_CPU_CAPABILITY=default the batched ways
+    differ by up to 1.7e-6, so what is pinned is what holds on every path."""
     import importlib.util
     from pathlib import Path
     path = Path(__file__).resolve().parents[2] / "bench" / "gpu_check.py"
@@ -95,7 +97,7 @@ def test_gpu_check_small_mode_runs_and_every_way_gives_the_same_images(host):
     assert report.switch_diff == 0.0
     assert report.unique_rows == 2 * sum(1 + (i + 1) for i in range(4))  # trunk + switched branches per step
     assert set(report.diffs) >= {"per k, batched over seeds", "branching, max_batch unbounded"}
-    assert all(d == 0.0 for d in report.diffs.values()), report.diffs
+    assert all(d <= 1e-4 for d in report.diffs.values()), report.diffs  # demo latents are of order 1
     assert report.best_rows_per_s > 0 and 1 <= report.policy_max_batch <= 64
     # the judge in the loop ran both ways (managed by ComfyUI, and as a plain module); no peak on a CPU
     assert report.judge.startswith("clip pci-tiny-clip") and set(report.peak_gb) == {"managed", "plain module"}

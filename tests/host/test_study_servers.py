@@ -165,3 +165,36 @@ def test_a_study_over_lora_strengths_runs_on_a_server(servers, tmp_path):
     (_, _, none), (header, _, full) = (results.read_results(out / v / results.RESULTS_FILE) for v in ("0", "1"))
     assert header["concept"] == "green" and not (none >= 0.5).any()
     assert (full[:, 0] >= 0.5).mean() >= 0.75 and not (full[:, -1] >= 0.5).any()
+
+
+def test_a_server_restarted_mid_unit_takes_units_again(tmp_path):
+    """One server, killed while it runs a unit and started again on the same port: the driver waits for it
+    (asking every 2 s), gives it the lost unit again, and the study ends with every seed once."""
+    server = LocalServer(os.environ["COMFYUI_PATH"], "cpu", threads=1).start()
+    restarted = None
+    try:
+        out = tmp_path / "study"
+        proc = study_on([server.url], demo_workflow(), out, tmp_path, "--values", "blue", "--seeds", "0-5")
+        client, deadline = ComfyClient(server.url, timeout=2), time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                running = client.request("/queue")["queue_running"]
+            except Exception:  # noqa: BLE001  (still starting)
+                running = []
+            if running and (out / "study_units.json").is_file():
+                os.kill(server.proc.pid, signal.SIGKILL)
+                server.proc.wait()
+                restarted = LocalServer(os.environ["COMFYUI_PATH"], "cpu", threads=1, port=server.port).start()
+                break
+            time.sleep(0.05)
+        assert restarted is not None, "the server was never seen running a unit"
+        stdout, stderr = finished(proc)
+        assert f"server {server.url} went away" in stderr and f"server {server.url} answers again" in stderr
+        _, seeds, _ = results.read_results(out / "blue" / results.RESULTS_FILE)
+        assert sorted(seeds) == list(range(6))
+        units = json.loads((out / "study_units.json").read_text())["units"]
+        assert len(units) == 3 and sum(u["attempts"] == 2 for u in units) == 1
+    finally:
+        server.stop()
+        if restarted is not None:
+            restarted.stop()
