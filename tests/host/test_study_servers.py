@@ -3,6 +3,7 @@ alone. The test starts real servers on loopback (pci_cluster.comfy_server, this 
 custom nodes) and checks: the folder equals CIS Study's in one process; a server SIGKILLed in the middle
 of a unit changes nothing (its unit runs on the other server); a re-run resumes with nothing left; a
 workflow ComfyUI refuses is named before any unit runs; nothing but the given URLs is contacted."""
+import ast
 import json
 import os
 import signal
@@ -198,3 +199,27 @@ def test_a_server_restarted_mid_unit_takes_units_again(tmp_path):
         server.stop()
         if restarted is not None:
             restarted.stop()
+
+
+def test_files_a_study_workflow_saves_come_back_to_the_study_folder(servers, tmp_path):
+    """A SaveImage in the workflow writes on the server; the driver brings each unit's files back into
+    <concept>/outputs/seeds-<first>-<last>/ (nothing is left only in a worker's scratch folder)."""
+    template = demo_workflow()
+    template["9"] = {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "pci/curve"}}
+    out = tmp_path / "study"
+    finished(study_on([servers[0].url], template, out, tmp_path, "--values", "blue", "--seeds", "0-3"))
+    saved = sorted((out / "blue" / "outputs").rglob("*.png"))
+    # ComfyUI numbers files by its own output counter, which other tests on this server advance too.
+    assert [(p.parent.name, p.name.startswith("curve_")) for p in saved] == [("seeds-0-1", True), ("seeds-2-3", True)], saved
+
+
+def test_an_in_process_comfyui_removes_its_link_folder_when_it_exits(tmp_path):
+    code = ("import os, tempfile; from pci_cluster.headless import Headless; h = Headless(os.environ['COMFYUI_PATH']); "
+            "print([p for p in os.listdir(tempfile.gettempdir()) if p.startswith('pci_custom_nodes_')])")
+    import tempfile
+    before = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("pci_custom_nodes_")}
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    during = set(ast.literal_eval(r.stdout.strip().splitlines()[-1])) - before
+    after = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("pci_custom_nodes_")}
+    assert len(during) == 1 and not during & after
