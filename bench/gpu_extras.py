@@ -58,7 +58,6 @@ def lora_check(host) -> None:
 def video_check(host) -> None:
     import tempfile
     import folder_paths
-    import torch
     from pci_cluster.testbed.tiny_families import FAMILIES
     from pci_core.judges import tiny
     family = FAMILIES["wan21"](frames=2)

@@ -4,7 +4,7 @@ import comfy.model_management
 import comfy.utils
 from comfy_api.latest import io
 
-from ..pci_core import cis, plots, runner, study, sweep_plan
+from ..pci_core import cis, plots, runner, study, sweep_plan, taxonomy
 from .comfy_glue import internals
 from .comfy_glue import conditioning, runs, workflow_paths
 from .comfy_glue import branching
@@ -50,7 +50,7 @@ class PCIConceptList(io.ComfyNode):
         internals.require("PCIConceptList")
         if taxonomy_file.strip():
             path = workflow_paths.taxonomy_file(taxonomy_file)
-            values = study.one_taxonomy_list(study.load_taxonomy(path), taxonomy_path.strip())
+            values = taxonomy.one_taxonomy_list(taxonomy.load_taxonomy(path), taxonomy_path.strip())
         concepts = study.concept_list(template, base_value, values, judge_template.strip() or None)
         return io.NodeOutput({"list": concepts, "base": conditioning.encode(clip, concepts.base_prompt),
                               "concepts": [conditioning.encode(clip, c.prompt) for c in concepts.concepts]})

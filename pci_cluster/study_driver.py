@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pci_core import arg_checks, results, study, sweep_plan
+from pci_core import arg_checks, results, study, sweep_plan, taxonomy
 from pci_core.cis import CISResult
 
 from . import dispatch, unit_runner, workflow
@@ -53,7 +53,7 @@ def concept_values(values: str, path: str = "") -> list[str]:
     """Values from a comma list, a file with one per line, or a taxonomy JSON file and a dotted path."""
     file = Path(values)
     if file.is_file() and file.suffix.lower() == ".json":
-        return study.one_taxonomy_list(study.load_taxonomy(file), path, "--path")
+        return taxonomy.one_taxonomy_list(taxonomy.load_taxonomy(file), path, "--path")
     if file.is_file():
         return study.parse_values(file.read_text(encoding="utf-8"), f"--values {values}")
     return study.parse_values(values.replace(",", "\n"), "--values")

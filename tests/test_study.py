@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from pci_core import adaptive, cis, cli, insertion, study
+from pci_core import adaptive, cis, cli, insertion, study, taxonomy
 from pci_core.demo import demo_model, pipeline, demo_measure
 from pci_core.demo import world_study
 from pci_core.demo.world import DEMO_BASE
@@ -43,27 +43,27 @@ def test_bad_concept_lists_are_named(template, base, values, message):
 
 
 def test_taxonomy_dotted_paths_as_the_official_runner(tmp_path):
-    assert study.taxonomy_lists(TAXONOMY, "demographics.gender") == {"demographics.gender": ["man", "woman"]}
-    assert list(study.taxonomy_lists(TAXONOMY, "demographics")) == ["demographics.gender", "demographics.age"]
-    assert list(study.taxonomy_lists(TAXONOMY)) == ["demographics.gender", "demographics.age", "weather.sky"]
+    assert taxonomy.taxonomy_lists(TAXONOMY, "demographics.gender") == {"demographics.gender": ["man", "woman"]}
+    assert list(taxonomy.taxonomy_lists(TAXONOMY, "demographics")) == ["demographics.gender", "demographics.age"]
+    assert list(taxonomy.taxonomy_lists(TAXONOMY)) == ["demographics.gender", "demographics.age", "weather.sky"]
     with pytest.raises(ValueError, match=r"no key 'gendr' in demographics \(it has 2 keys\)"):
-        study.taxonomy_lists(TAXONOMY, "demographics.gendr")
+        taxonomy.taxonomy_lists(TAXONOMY, "demographics.gendr")
     with pytest.raises(ValueError, match=r"no key 'style' in the top level \(it has 2 keys\)"):
-        study.taxonomy_lists(TAXONOMY, "style")
+        taxonomy.taxonomy_lists(TAXONOMY, "style")
     with pytest.raises(ValueError, match=r"duplicate concept\(s\) \['rain'\]"):
-        study.taxonomy_lists({"w": ["rain", "rain"]}, "w")
+        taxonomy.taxonomy_lists({"w": ["rain", "rain"]}, "w")
 
 
 def test_bad_taxonomy_files_are_named(tmp_path):
     with pytest.raises(ValueError, match="taxonomy file '.*missing.json' does not exist"):
-        study.load_taxonomy(tmp_path / "missing.json")
+        taxonomy.load_taxonomy(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text('{"demographics": {"gender": ["man",', encoding="utf-8")
     with pytest.raises(ValueError, match="taxonomy file '.*bad.json' is not JSON"):
-        study.load_taxonomy(tmp_path / "bad.json")
+        taxonomy.load_taxonomy(tmp_path / "bad.json")
 
 
 def test_shipped_demo_taxonomy_gives_five_attribute_lists_against_the_base():
-    lists = world_study.taxonomy_concepts(study.load_taxonomy(world_study.TAXONOMY))
+    lists = world_study.taxonomy_concepts(taxonomy.load_taxonomy(world_study.TAXONOMY))
     assert [p.split(".")[-1] for p in lists] == ["shape", "colour", "size", "position", "background"]
     colour = lists["demo_world.colour"]
     assert colour.template == "a large {} circle on the left on a black background" and colour.skipped == ("red",)
@@ -239,36 +239,36 @@ def test_a_taxonomy_value_that_is_not_text_is_named_by_position(tmp_path, leaf, 
     path = tmp_path / "t.json"
     path.write_text(json.dumps({"a": {"b": ["young", leaf]}}))
     with pytest.raises(ValueError, match=rf"taxonomy path 'a.b': item 1 is {kind}; every value must be text"):
-        study.taxonomy_lists(study.load_taxonomy(path), "a.b")
+        taxonomy.taxonomy_lists(taxonomy.load_taxonomy(path), "a.b")
 
 
 def test_a_deep_large_or_secret_file_is_refused_without_echoing_it(tmp_path):
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 5000 + "]" * 5000)
     with pytest.raises(ValueError, match="deep.json"):
-        study.load_taxonomy(deep)
+        taxonomy.load_taxonomy(deep)
     nested = tmp_path / "nested.json"
     node = ["v"]
     for i in range(40):
         node = {f"k{i}": node}
     nested.write_text(json.dumps(node))
     with pytest.raises(ValueError, match="nested more than 32 levels deep"):
-        study.taxonomy_lists(study.load_taxonomy(nested))
+        taxonomy.taxonomy_lists(taxonomy.load_taxonomy(nested))
     big = tmp_path / "big.json"
     big.write_text(json.dumps({"a": ["x" * 100] * 20_000}))
     with pytest.raises(ValueError, match=r"big.json': \d+ bytes, more than 1000000"):
-        study.load_taxonomy(big)
+        taxonomy.load_taxonomy(big)
     secret = tmp_path / "credentials.json"
     secret.write_text(json.dumps({"aws": {"token": "AKIA-SECRET-1234", "user": ["admin"]}}))
     for path in ("aws.token", "aws.nothing", "aws"):
         try:
-            study.one_taxonomy_list(study.load_taxonomy(secret), path)
+            taxonomy.one_taxonomy_list(taxonomy.load_taxonomy(secret), path)
         except ValueError as e:
             assert "AKIA-SECRET-1234" not in str(e) and "admin" not in str(e) and "user" not in str(e), e
     not_json = tmp_path / "notes.txt"
     not_json.write_text("password = hunter2")
     with pytest.raises(ValueError) as found:
-        study.load_taxonomy(not_json)
+        taxonomy.load_taxonomy(not_json)
     assert "hunter2" not in str(found.value)
 
 

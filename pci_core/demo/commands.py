@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import arg_checks, cis, plots, results, runner, study
+from .. import arg_checks, cis, plots, results, runner, study, taxonomy
 from ..images import save_png
 from . import demo_model, pipeline, demo_measure
 
@@ -154,7 +154,7 @@ def study_run(args) -> int:
     settings, seeds, out = sampler_settings(args), arg_checks.seeds(args), arg_checks.check_out_folder(args.out)
     block = arg_checks.check_whole(args.seed_block, "--seed-block", 1)
     max_batch = arg_checks.check_whole(args.max_batch, "--max-batch", 1) if args.max_batch is not None else None
-    concept_lists = world_study.taxonomy_concepts(study.load_taxonomy(args.taxonomy), args.path, args.base)
+    concept_lists = world_study.taxonomy_concepts(taxonomy.load_taxonomy(args.taxonomy), args.path, args.base)
     model = load_model(args.weights)
     t = time.time()
     report = lambda label, r: print(f"  {label}: {len(r.seeds)} seeds, {len(r.ks)} ks", flush=True)

@@ -31,9 +31,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .. import edit_metrics, edit_rules, samplers, schedule
+from .. import edit_metrics, edit_rules
 from ..cis import CISResult
 from . import demo_model, pipeline, world
+from .latent_edits import denoise_from, img2img, invert, prompt_denoisers
 
 EDITS: dict[str, tuple[str, str]] = {
     "colour": ("a red circle", "a blue circle"),
@@ -43,7 +44,6 @@ EDITS: dict[str, tuple[str, str]] = {
     "position": ("a circle on the left", "a circle on the right"),
 }
 HELPER_SEED = 1000        # CIS sweep seeds start here, apart from the evaluation seeds (0..)
-IMG2IMG_NOISE_SEED = 10**6  # img2img's fresh noise: seed + this (a new draw, not the source's noise)
 INPUT_IMAGE_SEED = 7      # rendering seed of the input images
 
 
@@ -103,44 +103,7 @@ def measure(source: np.ndarray, edited: np.ndarray, wanted: dict[str, str], sour
             "n": len(edited)}
 
 
-# ---------------------------------------------------------------- sampling pieces (standalone engine)
-
-def denoise_from(denoise, x: torch.Tensor, sigmas: torch.Tensor, settings, seeds) -> torch.Tensor:
-    """Finish a latent x at sigmas[0] over sigmas (no noise added), with the settings' sampler."""
-    if len(sigmas) < 2:
-        return x
-    sampler = samplers.get_sampler(settings.sampler)
-    return sampler(denoise, x, sigmas, noise_sampler=samplers.seeded_noise(seeds, x.shape[1:]))
-
-
-def invert(denoise, latents: torch.Tensor, sigmas: torch.Tensor) -> list[torch.Tensor]:
-    """Euler (DDIM-style ODE) inversion over the flipped schedule: the latent at every sigmas[k],
-    k = T..0 (index k of the returned list is the latent at the noise level of step k)."""
-    up = edit_rules.inversion_sigmas(sigmas, 0, float(schedule.discrete_sigmas()[0]))
-    at = {len(sigmas) - 1: latents}
-    x = latents
-    for i in range(len(up) - 1):  # one euler step at a time, keeping each level
-        x = samplers.sample_euler(denoise, x, up[i:i + 2])
-        at[len(sigmas) - 2 - i] = x
-    return [at[k] for k in range(len(sigmas))]
-
-
-def img2img(denoise, source_latents: torch.Tensor, k: int, sigmas: torch.Tensor, settings, seeds) -> torch.Tensor:
-    """KSampler with denoise < 1: the source latent plus fresh noise at sigma_k, denoised over sigmas[k:]."""
-    noise = torch.cat([samplers.initial_noise(s + IMG2IMG_NOISE_SEED, source_latents.shape[1:]) for s in seeds])
-    x = source_latents + noise * sigmas[k]
-    return denoise_from(denoise, x, sigmas[k:], settings, [s + IMG2IMG_NOISE_SEED for s in seeds])
-
-
-def prompt_denoisers(model, source: str, edit: str, settings, negative: str, cfg: float | None = None):
-    """(denoise with the source prompt, denoise with the edit prompt), CFG as the pipeline does."""
-    dw = pipeline.cfg_denoise_with(model, source, edit, negative, settings.cfg if cfg is None else cfg)
-    return (lambda x, s: dw(x, s, False)), (lambda x, s: dw(x, s, True))
-
-
-# ---------------------------------------------------------------- choosing k* on helper seeds
-
-@torch.no_grad()
+# ---------------------------------------------------------------- sampling pieces (standalone engine).no_grad()
 def helper_sweep(model, source: str, edit: str, seeds: Sequence[int], settings, negative: str = ""):
     """Every k on the helper seeds: (CISResult of the edited attribute, SSIM (S, K) of each image to its
     seed's k = T image, the source)."""

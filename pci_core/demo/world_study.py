@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .. import insertion, runner, study
+from .. import insertion, runner, study, taxonomy
 from ..cis import CISResult
 from . import pipeline, demo_measure, world
 
@@ -43,9 +43,9 @@ def attribute_concepts(base: str, path: str, values: Sequence[str]) -> study.Con
                               judge_template=world.make_prompt({attribute: study.SLOT}))
 
 
-def taxonomy_concepts(taxonomy: dict, path: str = "", base: str = world.DEMO_BASE) -> dict[str, study.ConceptList]:
+def taxonomy_concepts(tree: dict, path: str = "", base: str = world.DEMO_BASE) -> dict[str, study.ConceptList]:
     """Concept lists per attribute list under a dotted path of a taxonomy (keyed by the list's path)."""
-    return {p: attribute_concepts(base, p, values) for p, values in study.taxonomy_lists(taxonomy, path).items()}
+    return {p: attribute_concepts(base, p, values) for p, values in taxonomy.taxonomy_lists(tree, path).items()}
 
 
 def run_concept(model, base: str, concept: study.Concept, seeds: Sequence[int], settings, folder: Path,

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from pci_core import edit_rules, schedule
-from pci_core.demo import demo_model, edit_eval, pipeline
+from pci_cluster.testbed.demo_workflows import demo_inputs
+from pci_core.demo import demo_model, latent_edits, pipeline
 
 STEPS = 6
 SOURCE, EDIT = "a red circle", "a blue circle"
@@ -12,13 +13,7 @@ SOURCE, EDIT = "a red circle", "a blue circle"
 
 def edit_prompt(rule="tau", fixed_k=3, edit=EDIT, steps=STEPS, judge=True, image=None, seed=5):
     p = {
-        "1": {"class_type": "PCIDemoModelLoader", "inputs": {"weights": demo_model.WEIGHTS_FILE}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": SOURCE}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": edit}},
-        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
-        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "6": {"class_type": "PCIJudgeLoader", "inputs": {"backend": "rule", "model": "", "weights": "none (rule judge)",
-                                                        "device": "cpu"}},
+        **demo_inputs(SOURCE, edit),
         "20": {"class_type": "BestTimestepEdit", "inputs": {
             "model": ["1", 0], "source": ["2", 0], "edit": ["3", 0], "negative": ["4", 0], "latent_image": ["5", 0],
             "seed": seed, "steps": steps, "cfg": 4.0, "sampler_name": "euler", "scheduler": "normal", "vae": ["1", 2],
@@ -78,10 +73,10 @@ def test_input_image_edit_is_inversion_then_the_edit_prompt(host):
     model = demo_model.load()
     settings = pipeline.SamplerSettings(steps=STEPS)
     sigmas = schedule.make_schedule("normal", schedule.discrete_sigmas(), STEPS)
-    to_source, to_edit = edit_eval.prompt_denoisers(model, SOURCE, EDIT, settings, "")
-    invert_with, _ = edit_eval.prompt_denoisers(model, SOURCE, EDIT, settings, "", cfg=1.0)
-    levels = edit_eval.invert(invert_with, model.encode(image), sigmas)
-    expected = model.decode(edit_eval.denoise_from(to_edit, levels[2], sigmas[2:], settings, [5]))
+    to_source, to_edit = latent_edits.prompt_denoisers(model, SOURCE, EDIT, settings, "")
+    invert_with, _ = latent_edits.prompt_denoisers(model, SOURCE, EDIT, settings, "", cfg=1.0)
+    levels = latent_edits.invert(invert_with, model.encode(image), sigmas)
+    expected = model.decode(latent_edits.denoise_from(to_edit, levels[2], sigmas[2:], settings, [5]))
     assert (edited - expected).abs().max().item() <= 1e-3
     # k = steps: no inversion step and no edit step, the VAE round trip of the input comes back
     ok, events, _ = host.run(with_generated_image(edit_prompt(rule="fixed", fixed_k=STEPS, judge=False)))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from pci_cluster.testbed.demo_workflows import demo_inputs
 from pci_core import schedule
 from pci_core.demo import demo_model
 
@@ -100,13 +101,7 @@ def test_without_the_protections_branches_differ(host, inference):
 def sweep_prompt(run_name, seeds="", count=6, steps=4, insert="all", sampler="euler_ancestral", threshold=0.5,
                  judge_text="blue", batch=1, max_batch=8, concept="a blue circle on the left", cfg=4.0):
     return {
-        "1": {"class_type": "PCIDemoModelLoader", "inputs": {"weights": demo_model.WEIGHTS_FILE}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "a red circle on the left"}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": concept}},
-        "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": ""}},
-        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": batch}},
-        "6": {"class_type": "PCIJudgeLoader", "inputs": {"backend": "rule", "model": "", "weights": "none (rule judge)",
-                                                        "device": "cpu"}},
+        **demo_inputs("a red circle on the left", concept, batch),
         "7": {"class_type": "CISSweep", "inputs": {
             "model": ["1", 0], "base": ["2", 0], "concept": ["3", 0], "negative": ["4", 0], "latent": ["5", 0],
             "vae": ["1", 2], "judge": ["6", 0], "judge_text": judge_text, "seed": 100, "seed_count": count,
